@@ -1,0 +1,564 @@
+//! The database facade: every SQL statement of ferrocopr lives here, behind methods named for
+//! what they do in the build flow.
+//!
+//! One code path serves SQLite (the embedded default) and PostgreSQL (for scale) through sqlx's
+//! `Any` driver; both accept `$N` placeholders. State changes take a [`Transition`] and are
+//! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
+
+use crate::model::{BuildId, BuildSource, ForgeOrigin, ProjectRef};
+use crate::state::{State, Transition};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A database error: always an internal error, never the user's.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+}
+
+/// A forge delivery waiting to be handled by the bot.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub forge: String,
+    pub event: String,
+    pub payload: String,
+}
+
+/// What the bot asks for when a forge event or an API call wants a build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub project: ProjectRef,
+    pub dirname: String,
+    pub chroots: Vec<String>,
+    pub submitter: String,
+    pub source: BuildSource,
+    /// Makes the request idempotent: a second request with the same key makes no build.
+    pub trigger_key: Option<String>,
+    pub origin: Option<ForgeOrigin>,
+}
+
+/// A build with its project and CoprDir.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub id: BuildId,
+    pub project: ProjectRef,
+    pub dirname: String,
+    pub submitter: String,
+    pub source: BuildSource,
+    pub source_state: State,
+    pub canceled: bool,
+    pub pkg_name: Option<String>,
+    pub pkg_version: Option<String>,
+    pub fail_reason: Option<String>,
+    pub submitted_on: i64,
+    pub started_on: Option<i64>,
+    pub ended_on: Option<i64>,
+    pub origin: Option<ForgeOrigin>,
+    pub reported_status: Option<String>,
+}
+
+/// One chroot of a build.
+#[derive(Debug, Clone)]
+pub struct BuildChroot {
+    pub build_id: BuildId,
+    pub chroot: String,
+    pub state: State,
+    pub git_hash: Option<String>,
+    pub started_on: Option<i64>,
+    pub ended_on: Option<i64>,
+}
+
+/// The result of a DistGit import, for one chroot.
+#[derive(Debug, Clone)]
+pub struct ImportedChroot {
+    pub chroot: String,
+    pub git_hash: String,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+const BUILD_COLUMNS: &str = "b.id, p.owner, p.name, d.name, b.submitter, b.source_json, \
+     b.source_state, b.canceled, b.pkg_name, b.pkg_version, b.fail_reason, b.submitted_on, \
+     b.started_on, b.ended_on, b.forge, b.forge_repo, b.commit_sha, b.reported_status";
+const BUILD_FROM: &str = "builds b JOIN copr_dirs d ON d.id = b.copr_dir_id \
+     JOIN projects p ON p.id = d.project_id";
+
+fn state_of(name: &str) -> DbResult<State> {
+    State::from_name(name).ok_or_else(|| DbError::Corrupt(format!("unknown state {name:?}")))
+}
+
+fn build_from_row(row: &AnyRow) -> DbResult<Build> {
+    let source_json: String = row.try_get(5)?;
+    let source = serde_json::from_str(&source_json)
+        .map_err(|e| DbError::Corrupt(format!("build source: {e}")))?;
+    let forge: Option<String> = row.try_get(14)?;
+    let repo: Option<String> = row.try_get(15)?;
+    let sha: Option<String> = row.try_get(16)?;
+    let origin = match (forge, repo, sha) {
+        (Some(forge), Some(repo), Some(commit_sha)) => Some(ForgeOrigin {
+            forge,
+            repo,
+            commit_sha,
+        }),
+        _ => None,
+    };
+    Ok(Build {
+        id: BuildId(row.try_get(0)?),
+        project: ProjectRef {
+            owner: row.try_get(1)?,
+            project: row.try_get(2)?,
+        },
+        dirname: row.try_get(3)?,
+        submitter: row.try_get(4)?,
+        source,
+        source_state: state_of(&row.try_get::<String, _>(6)?)?,
+        canceled: row.try_get::<i64, _>(7)? != 0,
+        pkg_name: row.try_get(8)?,
+        pkg_version: row.try_get(9)?,
+        fail_reason: row.try_get(10)?,
+        submitted_on: row.try_get(11)?,
+        started_on: row.try_get(12)?,
+        ended_on: row.try_get(13)?,
+        origin,
+        reported_status: row.try_get(17)?,
+    })
+}
+
+fn chroot_from_row(row: &AnyRow) -> DbResult<BuildChroot> {
+    Ok(BuildChroot {
+        build_id: BuildId(row.try_get(0)?),
+        chroot: row.try_get(1)?,
+        state: state_of(&row.try_get::<String, _>(2)?)?,
+        git_hash: row.try_get(3)?,
+        started_on: row.try_get(4)?,
+        ended_on: row.try_get(5)?,
+    })
+}
+
+const CHROOT_COLUMNS: &str = "build_id, chroot, state, git_hash, started_on, ended_on";
+
+impl Db {
+    /// Connects to `sqlite://…` or `postgres://…` and applies the migrations.
+    pub async fn connect(url: &str) -> DbResult<Db> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        // SQLite allows one writer at a time; one connection makes every transaction wait its
+        // turn instead of failing with SQLITE_BUSY.
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 1 } else { 8 })
+            .connect(url)
+            .await?;
+        if sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        } else {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        }
+        Ok(Db { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- forge deliveries (bot) ----
+
+    /// Records a delivery; returns false when the same delivery was recorded before.
+    pub async fn record_delivery(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+        event: &str,
+        payload: &str,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO deliveries (forge, delivery_id, event, payload, received_on) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (forge, delivery_id) DO NOTHING",
+        )
+        .bind(forge)
+        .bind(delivery_id)
+        .bind(event)
+        .bind(payload)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The oldest delivery the bot has not handled yet.
+    pub async fn next_unhandled_delivery(&self) -> DbResult<Option<Delivery>> {
+        let row = sqlx::query(
+            "SELECT id, forge, event, payload FROM deliveries WHERE processed_on IS NULL \
+             ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Delivery {
+                id: r.try_get(0)?,
+                forge: r.try_get(1)?,
+                event: r.try_get(2)?,
+                payload: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn finish_delivery(&self, id: i64, outcome: &str) -> DbResult<()> {
+        sqlx::query("UPDATE deliveries SET processed_on = $1, outcome = $2 WHERE id = $3")
+            .bind(now())
+            .bind(outcome)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many deliveries were recorded; for tests and the status page.
+    pub async fn count_deliveries(&self) -> DbResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM deliveries")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    // ---- projects ----
+
+    /// The chroots of a project, or `None` when the project or the CoprDir does not exist.
+    pub async fn dir_chroots(&self, owner: &str, dirname: &str) -> DbResult<Option<Vec<String>>> {
+        let project_name = dirname.split(':').next().unwrap_or(dirname);
+        let exists = sqlx::query(
+            "SELECT d.id FROM copr_dirs d JOIN projects p ON p.id = d.project_id \
+             WHERE p.owner = $1 AND p.name = $2 AND d.name = $3",
+        )
+        .bind(owner)
+        .bind(project_name)
+        .bind(dirname)
+        .fetch_optional(&self.pool)
+        .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT c.chroot FROM project_chroots c JOIN projects p ON p.id = c.project_id \
+             WHERE p.owner = $1 AND p.name = $2 ORDER BY c.chroot",
+        )
+        .bind(owner)
+        .bind(project_name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    // ---- builds: requests (bot) ----
+
+    /// Records a requested build with its chroots waiting for the SRPM; creates the project and
+    /// the CoprDir on first use. Returns `None` when `trigger_key` was used before.
+    pub async fn request_build(&self, request: &BuildRequest) -> DbResult<Option<BuildId>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = &request.trigger_key {
+            let seen = sqlx::query("SELECT id FROM builds WHERE trigger_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if seen.is_some() {
+                return Ok(None);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO projects (owner, name, created_on) VALUES ($1, $2, $3) \
+             ON CONFLICT (owner, name) DO NOTHING",
+        )
+        .bind(&request.project.owner)
+        .bind(&request.project.project)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        let project_id: i64 = sqlx::query("SELECT id FROM projects WHERE owner = $1 AND name = $2")
+            .bind(&request.project.owner)
+            .bind(&request.project.project)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        for chroot in &request.chroots {
+            sqlx::query(
+                "INSERT INTO project_chroots (project_id, chroot) VALUES ($1, $2) \
+                 ON CONFLICT (project_id, chroot) DO NOTHING",
+            )
+            .bind(project_id)
+            .bind(chroot)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO copr_dirs (project_id, name) VALUES ($1, $2) \
+             ON CONFLICT (project_id, name) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(&request.dirname)
+        .execute(&mut *tx)
+        .await?;
+        let dir_id: i64 = sqlx::query("SELECT id FROM copr_dirs WHERE project_id = $1 AND name = $2")
+            .bind(project_id)
+            .bind(&request.dirname)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let source_json = serde_json::to_string(&request.source)
+            .map_err(|e| DbError::Corrupt(format!("build source: {e}")))?;
+        let origin = request.origin.as_ref();
+        let id: i64 = sqlx::query(
+            "INSERT INTO builds (copr_dir_id, submitter, source_json, source_state, submitted_on, \
+             trigger_key, forge, forge_repo, commit_sha) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(dir_id)
+        .bind(&request.submitter)
+        .bind(source_json)
+        .bind(State::Pending.name())
+        .bind(now())
+        .bind(request.trigger_key.as_deref())
+        .bind(origin.map(|o| o.forge.as_str()))
+        .bind(origin.map(|o| o.repo.as_str()))
+        .bind(origin.map(|o| o.commit_sha.as_str()))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        for chroot in &request.chroots {
+            sqlx::query("INSERT INTO build_chroots (build_id, chroot, state) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(chroot)
+                .bind(State::Waiting.name())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(BuildId(id)))
+    }
+
+    // ---- builds: reading ----
+
+    pub async fn build(&self, id: BuildId) -> DbResult<Option<Build>> {
+        let sql = format!("SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.pool).await?;
+        row.as_ref().map(build_from_row).transpose()
+    }
+
+    pub async fn build_chroots(&self, id: BuildId) -> DbResult<Vec<BuildChroot>> {
+        let sql = format!("SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE build_id = $1 ORDER BY chroot");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(id.0).fetch_all(&self.pool).await?;
+        rows.iter().map(chroot_from_row).collect()
+    }
+
+    /// Builds from a forge whose last reported status may be out of date: the bot's reporter
+    /// sweeps these, so a lost notification never leaves a status stuck.
+    pub async fn builds_to_report(&self) -> DbResult<Vec<Build>> {
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.forge IS NOT NULL \
+             AND (b.reported_status IS NULL OR b.reported_status NOT LIKE 'final:%') ORDER BY b.id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(build_from_row).collect()
+    }
+
+    /// Remembers which status the forge shows for a build, unless another reporter got there
+    /// first.
+    pub async fn mark_reported(
+        &self,
+        id: BuildId,
+        previous: Option<&str>,
+        status: &str,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE builds SET reported_status = $1 WHERE id = $2 \
+             AND (reported_status = $3 OR (reported_status IS NULL AND $3 IS NULL))",
+        )
+        .bind(status)
+        .bind(id.0)
+        .bind(previous)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- builds: the scheduler's writes ----
+
+    /// The oldest build whose SRPM task waits for a builder.
+    pub async fn next_pending_source(&self) -> DbResult<Option<Build>> {
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.source_state = $1 AND b.canceled = 0 \
+             ORDER BY b.id LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(State::Pending.name())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(build_from_row).transpose()
+    }
+
+    /// The oldest build-chroot whose RPM task waits for a builder.
+    pub async fn next_pending_chroot(&self) -> DbResult<Option<BuildChroot>> {
+        let row = sqlx::query(
+            "SELECT c.build_id, c.chroot, c.state, c.git_hash, c.started_on, c.ended_on \
+             FROM build_chroots c JOIN builds b ON b.id = c.build_id \
+             WHERE c.state = $1 AND b.canceled = 0 ORDER BY c.build_id, c.chroot LIMIT 1",
+        )
+        .bind(State::Pending.name())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(chroot_from_row).transpose()
+    }
+
+    /// Builds whose source part is in `state`; used to recover after a restart.
+    pub async fn builds_with_source_state(&self, state: State) -> DbResult<Vec<Build>> {
+        let sql = format!("SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.source_state = $1 ORDER BY b.id");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(state.name()).fetch_all(&self.pool).await?;
+        rows.iter().map(build_from_row).collect()
+    }
+
+    /// Build-chroots in `state`; used to recover after a restart.
+    pub async fn chroots_in_state(&self, state: State) -> DbResult<Vec<BuildChroot>> {
+        let sql = format!("SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE state = $1 ORDER BY build_id, chroot");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(state.name()).fetch_all(&self.pool).await?;
+        rows.iter().map(chroot_from_row).collect()
+    }
+
+    /// Moves a build's source part; false when it was not in the expected state any more.
+    pub async fn move_source(&self, id: BuildId, t: Transition) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE builds SET source_state = $1, \
+             started_on = CASE WHEN $1 = 'starting' AND started_on IS NULL THEN $2 ELSE started_on END, \
+             ended_on = CASE WHEN $5 = 1 THEN $2 ELSE ended_on END \
+             WHERE id = $3 AND source_state = $4",
+        )
+        .bind(t.to().name())
+        .bind(now())
+        .bind(id.0)
+        .bind(t.from().name())
+        .bind(i64::from(t.to() == State::Failed || t.to() == State::Canceled))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Fails the source part and every chroot still waiting for it, with a reason for the user.
+    pub async fn fail_source(&self, id: BuildId, t: Transition, reason: &str) -> DbResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE builds SET source_state = $1, fail_reason = $2, ended_on = $3 \
+             WHERE id = $4 AND source_state = $5",
+        )
+        .bind(t.to().name())
+        .bind(reason)
+        .bind(now())
+        .bind(id.0)
+        .bind(t.from().name())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4")
+            .bind(State::Failed.name())
+            .bind(now())
+            .bind(id.0)
+            .bind(State::Waiting.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends the import: the source part succeeds and each imported chroot is queued with the
+    /// DistGit commit it builds from; chroots not imported are skipped. One transaction.
+    pub async fn finish_import(
+        &self,
+        id: BuildId,
+        t: Transition,
+        pkg_name: &str,
+        pkg_version: &str,
+        imported: &[ImportedChroot],
+    ) -> DbResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE builds SET source_state = $1, pkg_name = $2, pkg_version = $3 \
+             WHERE id = $4 AND source_state = $5",
+        )
+        .bind(t.to().name())
+        .bind(pkg_name)
+        .bind(pkg_version)
+        .bind(id.0)
+        .bind(t.from().name())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for chroot in imported {
+            sqlx::query(
+                "UPDATE build_chroots SET state = $1, git_hash = $2 \
+                 WHERE build_id = $3 AND chroot = $4 AND state = $5",
+            )
+            .bind(State::Pending.name())
+            .bind(&chroot.git_hash)
+            .bind(id.0)
+            .bind(&chroot.chroot)
+            .bind(State::Waiting.name())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4")
+            .bind(State::Skipped.name())
+            .bind(now())
+            .bind(id.0)
+            .bind(State::Waiting.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Moves one build-chroot; false when it was not in the expected state any more.
+    pub async fn move_chroot(&self, id: BuildId, chroot: &str, t: Transition) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE build_chroots SET state = $1, \
+             started_on = CASE WHEN $1 = 'starting' THEN $2 ELSE started_on END, \
+             ended_on = CASE WHEN $5 = 1 THEN $2 ELSE ended_on END \
+             WHERE build_id = $3 AND chroot = $6 AND state = $4",
+        )
+        .bind(t.to().name())
+        .bind(now())
+        .bind(id.0)
+        .bind(t.from().name())
+        .bind(i64::from(t.to().is_finished()))
+        .bind(chroot)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,167 @@
+//! Domain types shared by every part: projects, CoprDirs, chroots, builds and their ids.
+//!
+//! These are plain values; the database facade in [`crate::db`] loads and stores them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A build id. Copr shows it with 8 digits in result paths (`00000042-hello`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BuildId(pub i64);
+
+impl BuildId {
+    /// The zero-padded form used in result directory names.
+    pub fn padded(self) -> String {
+        format!("{:08}", self.0)
+    }
+}
+
+impl fmt::Display for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Names of owners, projects and packages: what may appear in a path and a repo id.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// An owner and a project: the unit that owns a signing key and a set of chroots.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProjectRef {
+    pub owner: String,
+    pub project: String,
+}
+
+impl fmt::Display for ProjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.project)
+    }
+}
+
+/// A chroot name, `<os>-<version>-<arch>`, such as `fedora-41-x86_64`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Chroot {
+    pub os: String,
+    pub version: String,
+    pub arch: String,
+}
+
+/// Operating systems whose repo files use `$releasever` instead of the literal version
+/// (REFERENCE §3).
+const RELEASEVER_OSES: [&str; 4] = ["fedora", "centos-stream", "opensuse-leap", "mageia"];
+
+impl Chroot {
+    pub fn parse(name: &str) -> Option<Chroot> {
+        let (rest, arch) = name.rsplit_once('-')?;
+        let (os, version) = rest.rsplit_once('-')?;
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        };
+        (ok(os) && ok(version) && ok(arch) && !arch.contains('-')).then(|| Chroot {
+            os: os.to_owned(),
+            version: version.to_owned(),
+            arch: arch.to_owned(),
+        })
+    }
+
+    /// The chroot without its arch, as dnf's copr plugin asks for it: `fedora-41`.
+    pub fn name_release(&self) -> String {
+        format!("{}-{}", self.os, self.version)
+    }
+
+    /// The DistGit branch that holds this chroot family's sources (REFERENCE §8).
+    pub fn distgit_branch(&self) -> String {
+        match (self.os.as_str(), self.version.as_str()) {
+            ("fedora", "rawhide") => "rawhide".to_owned(),
+            ("fedora", v) => format!("f{v}"),
+            ("epel", v) => format!("epel{v}"),
+            (os, v) => format!("{os}-{v}"),
+        }
+    }
+
+    /// The `%dist` tag mock would give builds in this chroot.
+    pub fn dist_tag(&self) -> String {
+        match (self.os.as_str(), self.version.as_str()) {
+            ("fedora", "rawhide") => ".fc".to_owned(),
+            ("fedora", v) => format!(".fc{v}"),
+            ("epel", v) => format!(".el{v}"),
+            ("centos-stream", v) => format!(".el{v}"),
+            _ => String::new(),
+        }
+    }
+
+    /// The path segment of this chroot's repository in a repo file's `baseurl`.
+    pub fn baseurl_segment(&self) -> String {
+        if RELEASEVER_OSES.contains(&self.os.as_str()) {
+            format!("{}-$releasever-$basearch", self.os)
+        } else {
+            format!("{}-{}-$basearch", self.os, self.version)
+        }
+    }
+}
+
+impl fmt::Display for Chroot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.os, self.version, self.arch)
+    }
+}
+
+/// Where the sources of a build come from: the SRPM task's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum BuildSource {
+    /// A git repository at a commit, with the spec at a path in it.
+    Scm {
+        clone_url: String,
+        committish: String,
+        spec: String,
+    },
+}
+
+/// Where a build came from on a forge, so its result can be reported back as a commit status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeOrigin {
+    /// `github` or `gitlab`.
+    pub forge: String,
+    /// `owner/repo` on the forge.
+    pub repo: String,
+    pub commit_sha: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chroot_names() {
+        let c = Chroot::parse("fedora-41-x86_64").expect("valid");
+        assert_eq!(c.name_release(), "fedora-41");
+        assert_eq!(c.distgit_branch(), "f41");
+        assert_eq!(c.baseurl_segment(), "fedora-$releasever-$basearch");
+        let c = Chroot::parse("centos-stream-9-aarch64").expect("valid");
+        assert_eq!((c.os.as_str(), c.version.as_str()), ("centos-stream", "9"));
+        let c = Chroot::parse("epel-9-x86_64").expect("valid");
+        assert_eq!(c.baseurl_segment(), "epel-9-$basearch");
+        assert_eq!(c.distgit_branch(), "epel9");
+        assert!(Chroot::parse("fedora").is_none());
+        assert!(Chroot::parse("fedora-41").is_none());
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("hello-world_1.0"));
+        assert!(!is_valid_name("../x"));
+        assert!(!is_valid_name(""));
+        assert_eq!(BuildId(42).padded(), "00000042");
+    }
+}
