@@ -1,1 +1,85 @@
-//! placeholder
+//! The signer: seed steps 6 and 12, where every SRPM and RPM of a build gets signed.
+//!
+//! It holds one OpenPGP key per project ([`keys`]) and signs bytes it is given: an RPM header,
+//! later a `repomd.xml`. Whole packages never travel to it: the caller extracts the header,
+//! sends those bytes through a [`SignerClient`], and puts the returned signature into the
+//! package itself ([`rpm_header`]). Private keys never leave this crate.
+
+pub mod keys;
+pub mod rpm_header;
+
+use async_trait::async_trait;
+use ferrocopr_schema::ProjectRef;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why signing did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    #[error("signing key of {project}: {source}")]
+    Key {
+        project: ProjectRef,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("signing for {project}: {source}")]
+    Sign {
+        project: ProjectRef,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+/// The narrow seam between the backend and the signer: what a worker may ask for.
+#[async_trait]
+pub trait SignerClient: Send + Sync {
+    /// The project's public key, ASCII-armored; made on first use.
+    async fn public_key(&self, project: &ProjectRef) -> Result<Vec<u8>, SignError>;
+    /// A detached OpenPGP signature (one binary v4 signature packet, SHA-256) over `data`.
+    async fn sign(&self, project: &ProjectRef, data: Vec<u8>) -> Result<Vec<u8>, SignError>;
+}
+
+/// The signer in this process, keeping keys under a directory only it reads.
+#[derive(Debug, Clone)]
+pub struct LocalSigner {
+    store: Arc<keys::KeyStore>,
+}
+
+impl LocalSigner {
+    /// `domain` goes into the key's user id, as Copr's `copr.<domain>` does.
+    pub fn new(dir: PathBuf, domain: String) -> LocalSigner {
+        LocalSigner {
+            store: Arc::new(keys::KeyStore::new(dir, domain)),
+        }
+    }
+}
+
+#[async_trait]
+impl SignerClient for LocalSigner {
+    async fn public_key(&self, project: &ProjectRef) -> Result<Vec<u8>, SignError> {
+        let store = Arc::clone(&self.store);
+        let p = project.clone();
+        tokio::task::spawn_blocking(move || store.public_key(&p))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
+            .map_err(|source| SignError::Key {
+                project: project.clone(),
+                source,
+            })
+    }
+
+    async fn sign(&self, project: &ProjectRef, data: Vec<u8>) -> Result<Vec<u8>, SignError> {
+        let store = Arc::clone(&self.store);
+        let p = project.clone();
+        tokio::task::spawn_blocking(move || store.sign(&p, &data))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
+            .map_err(|source| SignError::Sign {
+                project: project.clone(),
+                source,
+            })
+    }
+}
