@@ -1,1 +1,77 @@
-//! placeholder
+//! The bot: ferrocopr's frontend (seed step 1 and the user's view of everything).
+//!
+//! It owns the forge side: webhooks in ([`webhook`]), `.copr.yaml` read at the event's commit
+//! and builds requested ([`events`]), commit statuses out ([`reporter`]); and the HTTP side
+//! users and dnf read ([`web`]). It never moves a build's state: the scheduler does.
+
+pub mod events;
+pub mod forge;
+pub mod reporter;
+pub mod texts;
+pub mod web;
+pub mod webhook;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use ferrocopr_schema::Db;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower_http::services::ServeDir;
+
+/// Shared state of the bot's handlers and loops.
+#[derive(Clone)]
+pub struct BotState {
+    pub db: Db,
+    pub forge: Arc<dyn forge::Forge>,
+    pub github_secrets: Arc<[webhook::Secret]>,
+    /// The URL users and dnf reach this service at, without a trailing slash.
+    pub public_url: String,
+    /// The results tree, served under `/results/`.
+    pub results_dir: PathBuf,
+    pub templates: Arc<minijinja::Environment<'static>>,
+    /// Rung when a delivery is recorded.
+    pub deliveries: Arc<Notify>,
+    /// Rung when a build is requested.
+    pub scheduler_wake: Arc<Notify>,
+    /// Rung when a build changes state.
+    pub reporter_wake: Arc<Notify>,
+}
+
+/// The templates, embedded in the binary.
+pub fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("base.html", include_str!("../templates/base.html"))?;
+    env.add_template("build.html", include_str!("../templates/build.html"))?;
+    env.add_template("error.html", include_str!("../templates/error.html"))?;
+    Ok(env)
+}
+
+/// The bot's HTTP routes.
+pub fn app(state: BotState) -> Router {
+    let results = ServeDir::new(&state.results_dir);
+    Router::new()
+        .route("/", get(|| async { "ferrocopr\n" }))
+        .route(
+            "/webhooks/github",
+            post(webhook::github).layer(DefaultBodyLimit::max(webhook::BODY_LIMIT)),
+        )
+        .route(
+            "/coprs/{owner}/{dirname}/repo/{name_release}/dnf.repo",
+            get(web::dnf_repo),
+        )
+        .route("/coprs/build/{id}/", get(web::build_page))
+        .route("/coprs/build/{id}", get(web::build_page))
+        .nest_service("/results", results)
+        .with_state(state)
+}
+
+/// Runs the bot's loops (delivery handling and status reporting) until `shutdown`.
+pub async fn run_workers(state: BotState, shutdown: CancellationToken) {
+    tokio::join!(
+        events::run(state.clone(), shutdown.clone()),
+        reporter::run(state, shutdown),
+    );
+}

@@ -64,7 +64,9 @@ fn from_yaml_error(error: serde_saphyr::Error) -> CoprYamlError {
 fn unknown_key_message(field: &str, expected: &[&str]) -> String {
     let known = expected.join(", ");
     match nearest(field, expected) {
-        Some(hint) => format!("unknown key `{field}` (did you mean `{hint}`?); known keys: {known}"),
+        Some(hint) => {
+            format!("unknown key `{field}` (did you mean `{hint}`?); known keys: {known}")
+        }
         None => format!("unknown key `{field}`; known keys: {known}"),
     }
 }
@@ -76,7 +78,10 @@ fn plain_message(error: &serde_saphyr::Error) -> String {
     let first = text.lines().next().unwrap_or_default().trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
     // "line 3 column 1: message"
-    match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+    match first
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
         Some((_, message)) => message.to_owned(),
         None => first.to_owned(),
     }
@@ -100,7 +105,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }
@@ -118,7 +125,10 @@ fn validate(config: &CoprYaml, text: &str) -> Result<(), CoprYamlError> {
         }
     };
     if config.chroots.is_empty() {
-        return Err(at_key("chroots", "`chroots` must list at least one chroot".into()));
+        return Err(at_key(
+            "chroots",
+            "`chroots` must list at least one chroot".into(),
+        ));
     }
     for chroot in &config.chroots {
         if crate::model::Chroot::parse(chroot).is_none() {
@@ -129,7 +139,10 @@ fn validate(config: &CoprYaml, text: &str) -> Result<(), CoprYamlError> {
         }
     }
     if config.spec.trim().is_empty() || config.spec.split('/').any(|c| c == "..") {
-        return Err(at_key("spec", "`spec` must be a path inside the repository".into()));
+        return Err(at_key(
+            "spec",
+            "`spec` must be a path inside the repository".into(),
+        ));
     }
     for (key, value) in [("owner", &config.owner), ("project", &config.project)] {
         if let Some(value) = value
@@ -162,37 +175,44 @@ mod tests {
 
     #[test]
     fn minimal_file_parses() {
-        let c = parse("owner: alice\nproject: hello\nchroots: [fedora-41-x86_64]\nspec: hello.spec\n")
-            .expect("valid");
+        let c =
+            parse("owner: alice\nproject: hello\nchroots: [fedora-41-x86_64]\nspec: hello.spec\n")
+                .expect("valid");
         assert_eq!(c.owner.as_deref(), Some("alice"));
         assert_eq!(c.chroots, ["fedora-41-x86_64"]);
     }
 
     #[test]
     fn unknown_key_names_line_column_and_hint() {
-        let e = parse("chroots: [fedora-41-x86_64]\nspec: hello.spec\nprojetc: x\n").unwrap_err();
+        let e = parse("chroots: [fedora-41-x86_64]\nspec: hello.spec\nprojetc: x\n").expect_err("must be refused");
         assert_eq!((e.line, e.column), (3, 1), "{e}");
         let text = e.to_string();
-        assert!(text.starts_with(".copr.yaml:3:1: unknown key `projetc`"), "{text}");
+        assert!(
+            text.starts_with(".copr.yaml:3:1: unknown key `projetc`"),
+            "{text}"
+        );
         assert!(text.contains("did you mean `project`"), "{text}");
     }
 
     #[test]
     fn type_error_names_line_and_column() {
-        let e = parse("chroots: fedora\nspec: hello.spec\n").unwrap_err();
+        let e = parse("chroots: fedora\nspec: hello.spec\n").expect_err("must be refused");
         assert_eq!(e.line, 1, "{e}");
         assert!(e.to_string().starts_with(".copr.yaml:1:"), "{e}");
     }
 
     #[test]
     fn bad_chroot_is_refused() {
-        let e = parse("chroots: [fedora]\nspec: a.spec\n").unwrap_err();
-        assert_eq!(e.to_string(), ".copr.yaml:1:1: `fedora` is not a chroot name like `fedora-41-x86_64`");
+        let e = parse("chroots: [fedora]\nspec: a.spec\n").expect_err("must be refused");
+        assert_eq!(
+            e.to_string(),
+            ".copr.yaml:1:1: `fedora` is not a chroot name like `fedora-41-x86_64`"
+        );
     }
 
     #[test]
     fn missing_spec_is_reported() {
-        let e = parse("chroots: [fedora-41-x86_64]\n").unwrap_err();
+        let e = parse("chroots: [fedora-41-x86_64]\n").expect_err("must be refused");
         assert!(e.to_string().contains("spec"), "{e}");
     }
 }

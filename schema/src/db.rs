@@ -169,8 +169,12 @@ impl Db {
             .connect(url)
             .await?;
         if sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-            sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&pool)
+                .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         } else {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -323,12 +327,13 @@ impl Db {
         .bind(&request.dirname)
         .execute(&mut *tx)
         .await?;
-        let dir_id: i64 = sqlx::query("SELECT id FROM copr_dirs WHERE project_id = $1 AND name = $2")
-            .bind(project_id)
-            .bind(&request.dirname)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let dir_id: i64 =
+            sqlx::query("SELECT id FROM copr_dirs WHERE project_id = $1 AND name = $2")
+                .bind(project_id)
+                .bind(&request.dirname)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
         let source_json = serde_json::to_string(&request.source)
             .map_err(|e| DbError::Corrupt(format!("build source: {e}")))?;
         let origin = request.origin.as_ref();
@@ -365,13 +370,21 @@ impl Db {
 
     pub async fn build(&self, id: BuildId) -> DbResult<Option<Build>> {
         let sql = format!("SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(build_from_row).transpose()
     }
 
     pub async fn build_chroots(&self, id: BuildId) -> DbResult<Vec<BuildChroot>> {
-        let sql = format!("SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE build_id = $1 ORDER BY chroot");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(id.0).fetch_all(&self.pool).await?;
+        let sql = format!(
+            "SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE build_id = $1 ORDER BY chroot"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(chroot_from_row).collect()
     }
 
@@ -382,7 +395,9 @@ impl Db {
             "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.forge IS NOT NULL \
              AND (b.reported_status IS NULL OR b.reported_status NOT LIKE 'final:%') ORDER BY b.id"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(build_from_row).collect()
     }
 
@@ -436,15 +451,25 @@ impl Db {
 
     /// Builds whose source part is in `state`; used to recover after a restart.
     pub async fn builds_with_source_state(&self, state: State) -> DbResult<Vec<Build>> {
-        let sql = format!("SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.source_state = $1 ORDER BY b.id");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(state.name()).fetch_all(&self.pool).await?;
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.source_state = $1 ORDER BY b.id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(state.name())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(build_from_row).collect()
     }
 
     /// Build-chroots in `state`; used to recover after a restart.
     pub async fn chroots_in_state(&self, state: State) -> DbResult<Vec<BuildChroot>> {
-        let sql = format!("SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE state = $1 ORDER BY build_id, chroot");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(state.name()).fetch_all(&self.pool).await?;
+        let sql = format!(
+            "SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE state = $1 ORDER BY build_id, chroot"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(state.name())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(chroot_from_row).collect()
     }
 
@@ -483,13 +508,15 @@ impl Db {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4")
-            .bind(State::Failed.name())
-            .bind(now())
-            .bind(id.0)
-            .bind(State::Waiting.name())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4",
+        )
+        .bind(State::Failed.name())
+        .bind(now())
+        .bind(id.0)
+        .bind(State::Waiting.name())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -532,13 +559,15 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4")
-            .bind(State::Skipped.name())
-            .bind(now())
-            .bind(id.0)
-            .bind(State::Waiting.name())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4",
+        )
+        .bind(State::Skipped.name())
+        .bind(now())
+        .bind(id.0)
+        .bind(State::Waiting.name())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -184,18 +184,23 @@ pub fn build_state(canceled: bool, source: State, chroots: &[State]) -> State {
     if canceled {
         return Canceled;
     }
-    if matches!(source, Starting | Pending | Running | Importing | Failed | Canceled) {
+    if matches!(
+        source,
+        Starting | Pending | Running | Importing | Failed | Canceled
+    ) {
         return source;
     }
     let present = |wanted: State| {
-        chroots.iter().any(|&s| {
-            s == wanted || (wanted == Pending && s == Waiting)
-        })
+        chroots
+            .iter()
+            .any(|&s| s == wanted || (wanted == Pending && s == Waiting))
     };
-    [Running, Starting, Pending, Failed, Succeeded, Skipped, Forked]
-        .into_iter()
-        .find(|&s| present(s))
-        .unwrap_or(source)
+    [
+        Running, Starting, Pending, Failed, Succeeded, Skipped, Forked,
+    ]
+    .into_iter()
+    .find(|&s| present(s))
+    .unwrap_or(source)
 }
 
 #[cfg(test)]
@@ -293,10 +298,19 @@ mod tests {
         assert_eq!(build_state(true, Succeeded, &[Running]), Canceled);
         assert_eq!(build_state(false, Importing, &[]), Importing);
         assert_eq!(build_state(false, Failed, &[]), Failed);
-        assert_eq!(build_state(false, Succeeded, &[Succeeded, Running]), Running);
-        assert_eq!(build_state(false, Succeeded, &[Waiting, Succeeded]), Pending);
+        assert_eq!(
+            build_state(false, Succeeded, &[Succeeded, Running]),
+            Running
+        );
+        assert_eq!(
+            build_state(false, Succeeded, &[Waiting, Succeeded]),
+            Pending
+        );
         assert_eq!(build_state(false, Succeeded, &[Failed, Succeeded]), Failed);
-        assert_eq!(build_state(false, Succeeded, &[Skipped, Succeeded]), Succeeded);
+        assert_eq!(
+            build_state(false, Succeeded, &[Skipped, Succeeded]),
+            Succeeded
+        );
         assert_eq!(build_state(false, Succeeded, &[Skipped]), Skipped);
     }
 }

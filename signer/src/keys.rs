@@ -52,7 +52,10 @@ impl KeyStore {
     /// The project's certificate with its secret key, generated and saved on first use.
     fn cert(&self, project: &ProjectRef) -> anyhow::Result<Arc<Cert>> {
         // The lock is held through generation so two callers never make two keys.
-        let mut cache = self.cache.lock().map_err(|_| anyhow!("key cache poisoned"))?;
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| anyhow!("key cache poisoned"))?;
         if let Some(cert) = cache.get(project) {
             return Ok(Arc::clone(cert));
         }
@@ -71,7 +74,7 @@ impl KeyStore {
     }
 
     pub fn public_key(&self, project: &ProjectRef) -> anyhow::Result<Vec<u8>> {
-        Ok(self.cert(project)?.armored().to_vec()?)
+        self.cert(project)?.armored().to_vec()
     }
 
     pub fn sign(&self, project: &ProjectRef, data: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -134,7 +137,7 @@ pub fn sign_detached(keypair: &mut KeyPair, data: &[u8]) -> anyhow::Result<Vec<u
     let signature = SignatureBuilder::new(SignatureType::Binary)
         .set_hash_algo(HashAlgorithm::SHA256)
         .sign_message(keypair, data)?;
-    Ok(Packet::from(signature).to_vec()?)
+    Packet::from(signature).to_vec()
 }
 
 /// Writes a secret file readable by its owner only, atomically.

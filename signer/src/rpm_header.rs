@@ -29,7 +29,8 @@ pub async fn sign_rpm(
 ) -> anyhow::Result<()> {
     let owned = path.to_owned();
     let (package, header) = tokio::task::spawn_blocking(move || {
-        let package = Package::open(&owned).with_context(|| format!("reading {}", owned.display()))?;
+        let package =
+            Package::open(&owned).with_context(|| format!("reading {}", owned.display()))?;
         let header = package.header_bytes()?;
         anyhow::Ok((package, header))
     })

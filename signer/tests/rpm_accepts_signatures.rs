@@ -11,7 +11,9 @@ const SPEC: &str = "Name: tiny\nVersion: 1\nRelease: 1\nSummary: tiny\nLicense: 
 %files\n/usr/share/tiny/hi\n";
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (is rpm installed?)"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (is rpm installed?)"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -57,11 +59,21 @@ async fn rpm_imports_the_key_and_verifies_a_signed_package() {
 
     // Without the key imported, a strict check must fail: the signature is really checked.
     let strict = ["--define", "_pkgverify_level all", "--define", &dbpath];
-    let before = Command::new("rpmkeys").args(strict).arg("--checksig").arg(&rpm).output().expect("rpmkeys");
+    let before = Command::new("rpmkeys")
+        .args(strict)
+        .arg("--checksig")
+        .arg(&rpm)
+        .output()
+        .expect("rpmkeys");
     assert!(!before.status.success(), "verified without the key?");
 
-    run(Command::new("rpmkeys").args(["--define", &dbpath, "--import"]).arg(&key_file));
-    let checked = run(Command::new("rpmkeys").args(strict).arg("--checksig").arg(&rpm));
+    run(Command::new("rpmkeys")
+        .args(["--define", &dbpath, "--import"])
+        .arg(&key_file));
+    let checked = run(Command::new("rpmkeys")
+        .args(strict)
+        .arg("--checksig")
+        .arg(&rpm));
     assert!(checked.contains("digests signatures OK"), "{checked}");
 
     // The same key signs the next package: it is stored, not made anew.

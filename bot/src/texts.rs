@@ -1,0 +1,145 @@
+//! Every text a user sees from the bot, in one place: commit statuses and repo files.
+//!
+//! Snapshot-tested below, so a change of wording is a visible change of the test.
+
+use crate::forge::{CommitState, CommitStatus};
+use ferrocopr_schema::Chroot;
+
+/// The one aggregate status context: a single name that can be made a required check, instead
+/// of one per chroot (a Packit complaint, REFERENCE §10).
+pub const STATUS_CONTEXT: &str = "ferrocopr/rpm-build";
+
+/// GitHub cuts status descriptions at 140 characters.
+const DESCRIPTION_LIMIT: usize = 140;
+
+pub const ACCEPTED: &str = "The task was accepted.";
+pub const SRPM_RUNNING: &str = "SRPM build is in progress...";
+pub const IMPORTING: &str = "SRPM is being imported into DistGit...";
+pub const RPM_RUNNING: &str = "RPM build is in progress...";
+pub const SUCCEEDED: &str = "RPMs were built successfully.";
+pub const FAILED: &str = "RPMs failed to be built.";
+pub const SKIPPED: &str = "Every chroot was skipped: the spec excludes their architectures.";
+pub const CANCELED: &str = "The build was canceled.";
+
+pub fn srpm_failed(reason: Option<&str>) -> String {
+    match reason {
+        Some(reason) => format!("SRPM build failed: {reason}"),
+        None => "SRPM build failed.".to_owned(),
+    }
+}
+
+/// Cuts a description to what the forge keeps, on a character boundary.
+pub fn cut_description(text: &str) -> String {
+    if text.chars().count() <= DESCRIPTION_LIMIT {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(DESCRIPTION_LIMIT - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// A status for the aggregate context.
+pub fn status(state: CommitState, description: &str, target_url: Option<String>) -> CommitStatus {
+    CommitStatus {
+        state,
+        context: STATUS_CONTEXT.to_owned(),
+        description: cut_description(description),
+        target_url,
+    }
+}
+
+/// What `dnf copr enable` saves as a `.repo` file (REFERENCE §3). The first line names the file
+/// on the client, so it must be exactly `[copr:<host>:<owner>:<dir>]` with LF line ends.
+pub fn dnf_repo_file(
+    host: &str,
+    public_url: &str,
+    owner: &str,
+    dirname: &str,
+    chroot: &Chroot,
+) -> String {
+    let repo_owner = owner
+        .strip_prefix('@')
+        .map_or_else(|| owner.to_owned(), |g| format!("group_{g}"));
+    let results = format!("{public_url}/results/{owner}/{dirname}");
+    format!(
+        "[copr:{host}:{repo_owner}:{dirname}]\n\
+         name=Copr repo for {dirname} owned by {owner}\n\
+         baseurl={results}/{segment}/\n\
+         type=rpm-md\n\
+         skip_if_unavailable=True\n\
+         gpgcheck=1\n\
+         gpgkey={results}/pubkey.gpg\n\
+         repo_gpgcheck=0\n\
+         enabled=1\n\
+         enabled_metadata=1\n",
+        segment = chroot.baseurl_segment(),
+    )
+}
+
+pub const PROJECT_NOT_FOUND: &str = "Project does not exist.";
+pub const CHROOT_NOT_FOUND: &str = "Chroot not enabled in this project.";
+pub const BAD_SIGNATURE: &str = "webhook signature does not verify";
+pub const MISSING_HEADER: &str = "missing webhook header";
+pub const BUILD_NOT_FOUND: &str = "No such build.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_file_snapshot() {
+        let chroot = Chroot::parse("fedora-41-x86_64").expect("chroot");
+        let text = dnf_repo_file(
+            "127.0.0.1",
+            "http://127.0.0.1:8080",
+            "alice",
+            "hello",
+            &chroot,
+        );
+        assert_eq!(
+            text,
+            "[copr:127.0.0.1:alice:hello]\n\
+             name=Copr repo for hello owned by alice\n\
+             baseurl=http://127.0.0.1:8080/results/alice/hello/fedora-$releasever-$basearch/\n\
+             type=rpm-md\n\
+             skip_if_unavailable=True\n\
+             gpgcheck=1\n\
+             gpgkey=http://127.0.0.1:8080/results/alice/hello/pubkey.gpg\n\
+             repo_gpgcheck=0\n\
+             enabled=1\n\
+             enabled_metadata=1\n"
+        );
+    }
+
+    #[test]
+    fn group_owner_in_repo_id() {
+        let chroot = Chroot::parse("epel-9-x86_64").expect("chroot");
+        let text = dnf_repo_file(
+            "copr.example.org",
+            "https://copr.example.org",
+            "@tools",
+            "x:pr:3",
+            &chroot,
+        );
+        assert!(
+            text.starts_with("[copr:copr.example.org:group_tools:x:pr:3]\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/results/@tools/x:pr:3/epel-9-$basearch/\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_texts() {
+        assert_eq!(STATUS_CONTEXT, "ferrocopr/rpm-build");
+        assert_eq!(
+            srpm_failed(Some("SRPM build error")),
+            "SRPM build failed: SRPM build error"
+        );
+        let long = "x".repeat(200);
+        assert_eq!(cut_description(&long).chars().count(), 140);
+        assert!(cut_description(&long).ends_with("..."));
+    }
+}
