@@ -184,7 +184,8 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_column_and_hint() {
-        let e = parse("chroots: [fedora-41-x86_64]\nspec: hello.spec\nprojetc: x\n").expect_err("must be refused");
+        let e = parse("chroots: [fedora-41-x86_64]\nspec: hello.spec\nprojetc: x\n")
+            .expect_err("must be refused");
         assert_eq!((e.line, e.column), (3, 1), "{e}");
         let text = e.to_string();
         assert!(

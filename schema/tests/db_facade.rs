@@ -1,0 +1,161 @@
+//! The database facade on both backends: migrations apply, builds are requested once per
+//! trigger, and state changes are compare-and-set.
+//!
+//! PostgreSQL must be at 127.0.0.1:5432 (user postgres, trust auth): without it the PostgreSQL
+//! test fails, it does not skip.
+
+use ferrocopr_schema::db::{BuildRequest, ImportedChroot};
+use ferrocopr_schema::{BuildSource, Db, Event, Part, ProjectRef, State};
+use sqlx::Connection;
+
+async fn fresh_postgres() -> String {
+    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin}: {e}"));
+    let name = format!(
+        "ferrocopr_schema_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+fn request(trigger: &str) -> BuildRequest {
+    BuildRequest {
+        project: ProjectRef {
+            owner: "alice".into(),
+            project: "hello".into(),
+        },
+        dirname: "hello".into(),
+        chroots: vec!["fedora-41-x86_64".into(), "epel-9-x86_64".into()],
+        submitter: "alice".into(),
+        source: BuildSource::Scm {
+            clone_url: "file:///tmp/x".into(),
+            committish: "abc".into(),
+            spec: "hello.spec".into(),
+        },
+        trigger_key: Some(trigger.into()),
+        origin: None,
+    }
+}
+
+async fn facade_script(db: Db) {
+    let id = db
+        .request_build(&request("t1"))
+        .await
+        .expect("request")
+        .expect("new build");
+    assert_eq!(
+        db.request_build(&request("t1")).await.expect("request"),
+        None,
+        "same trigger, no second build"
+    );
+    assert_eq!(
+        db.dir_chroots("alice", "hello").await.expect("chroots"),
+        Some(vec!["epel-9-x86_64".into(), "fedora-41-x86_64".into()])
+    );
+    assert_eq!(
+        db.dir_chroots("alice", "nope").await.expect("chroots"),
+        None
+    );
+
+    let build = db
+        .next_pending_source()
+        .await
+        .expect("query")
+        .expect("a pending build");
+    assert_eq!((build.id, build.source_state), (id, State::Pending));
+    let start = State::Pending
+        .next(Part::Source, Event::Start)
+        .expect("legal");
+    assert!(db.move_source(id, start).await.expect("move"));
+    assert!(
+        !db.move_source(id, start).await.expect("move"),
+        "a stale compare-and-set changes nothing"
+    );
+    assert!(db.next_pending_source().await.expect("query").is_none());
+
+    for (from, event) in [
+        (State::Starting, Event::Run),
+        (State::Running, Event::Import),
+    ] {
+        assert!(
+            db.move_source(id, from.next(Part::Source, event).expect("legal"))
+                .await
+                .expect("move")
+        );
+    }
+    let done = State::Importing
+        .next(Part::Source, Event::Succeed)
+        .expect("legal");
+    let imported = [ImportedChroot {
+        chroot: "fedora-41-x86_64".into(),
+        git_hash: "c0ffee".into(),
+    }];
+    assert!(
+        db.finish_import(id, done, "hello", "1.0-1", &imported)
+            .await
+            .expect("import")
+    );
+    let chroots = db.build_chroots(id).await.expect("chroots");
+    let states: Vec<_> = chroots
+        .iter()
+        .map(|c| (c.chroot.as_str(), c.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("epel-9-x86_64", State::Skipped),
+            ("fedora-41-x86_64", State::Pending)
+        ]
+    );
+    let next = db
+        .next_pending_chroot()
+        .await
+        .expect("query")
+        .expect("a pending chroot");
+    assert_eq!(next.git_hash.as_deref(), Some("c0ffee"));
+
+    let build = db.build(id).await.expect("query").expect("build");
+    assert_eq!(build.pkg_name.as_deref(), Some("hello"));
+    assert_eq!(db.count_deliveries().await.expect("count"), 0);
+    assert!(
+        db.record_delivery("github", "d1", "push", "{}")
+            .await
+            .expect("record")
+    );
+    assert!(
+        !db.record_delivery("github", "d1", "push", "{}")
+            .await
+            .expect("record"),
+        "redelivery recorded once"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn facade_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("db.sqlite").display()
+    );
+    facade_script(Db::connect(&url).await.expect("connect")).await;
+    // Migrations are idempotent: opening again applies nothing twice.
+    Db::connect(&url).await.expect("reopen").close().await;
+}
+
+#[tokio::test]
+async fn facade_on_postgres() {
+    let url = fresh_postgres().await;
+    facade_script(Db::connect(&url).await.expect("connect")).await;
+    Db::connect(&url).await.expect("reopen").close().await;
+}
