@@ -1,1 +1,125 @@
-fn main() {}
+//! `ferrocopr`: the one binary. It parses options and calls the parts' entry points; nothing
+//! else lives here.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrocopr",
+    version,
+    about = "A forge-native RPM build service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every part in one process: bot, scheduler, local builders, DistGit, signer, publisher.
+    Serve(ServeArgs),
+    /// Run one builder task (the scheduler starts this on a builder host).
+    Builder {
+        /// The task JSON.
+        #[arg(long)]
+        task: PathBuf,
+        /// Where the results go.
+        #[arg(long)]
+        resultdir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Where the database, results, DistGit and keys live.
+    #[arg(long, env = "FERROCOPR_DATA_DIR", default_value = "./ferrocopr-data")]
+    data_dir: PathBuf,
+    /// The address to serve HTTP on.
+    #[arg(long, env = "FERROCOPR_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The URL users reach this service at (default: http://<listen>).
+    #[arg(long, env = "FERROCOPR_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// `postgres://…` to use PostgreSQL instead of SQLite in the data dir.
+    #[arg(long, env = "FERROCOPR_DATABASE_URL")]
+    database_url: Option<String>,
+    /// GitHub webhook secret(s); comma-separated to accept several during a rotation.
+    #[arg(
+        long,
+        env = "FERROCOPR_GITHUB_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    github_webhook_secret: Vec<String>,
+    /// GitHub token for reading files and setting commit statuses.
+    #[arg(long, env = "FERROCOPR_GITHUB_TOKEN", hide_env_values = true)]
+    github_token: Option<String>,
+    /// The GitHub API base URL.
+    #[arg(
+        long,
+        env = "FERROCOPR_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    github_api_url: String,
+    /// How many builds the local builder pool runs at once.
+    #[arg(long, env = "FERROCOPR_LOCAL_BUILDERS", default_value_t = 2)]
+    local_builders: usize,
+    /// The domain in signing keys' user ids.
+    #[arg(long, env = "FERROCOPR_DOMAIN", default_value = "localhost")]
+    domain: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Builder { task, resultdir } => ferrocopr_builder::main(&task, &resultdir),
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            match serve(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ferrocopr: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let config = ferrocopr::Config {
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        public_url,
+        github_webhook_secrets: args.github_webhook_secret,
+        github_token: args.github_token,
+        github_api_url: args.github_api_url,
+        builder_program: std::env::current_exe()?,
+        local_builders: args.local_builders,
+        signer_domain: args.domain,
+    };
+    ferrocopr::run(config, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

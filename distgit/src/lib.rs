@@ -1,1 +1,145 @@
-//! placeholder
+//! DistGit: the source cache between the SRPM build and the RPM builds (seed step 7,
+//! REFERENCE §8).
+//!
+//! After the SRPM task succeeds, the scheduler imports its `.src.rpm` here with
+//! [`DistGit::import_srpm`], then explodes the build into one RPM task per chroot, each naming
+//! the package's repository ([`DistGit::repo_url`]), the commit of its chroot family's branch,
+//! and the lookaside cache that [`DistGit::router`] serves. Builders clone the repository and
+//! download the sources, checking their SHA-512 (`ferrocopr_builder`'s RPM task).
+//!
+//! On disk, under the root:
+//! - `repos/<owner>/<dirname>/<package>.git`: one bare repository per package, one branch per
+//!   chroot family, holding the spec, the patches and the `sources` file ([`import`]);
+//! - `lookaside/sha512/<hash>`: every other file of every SRPM, stored once by content
+//!   ([`lookaside`]).
+
+mod import;
+mod lookaside;
+
+use axum::Router;
+use ferrocopr_schema::model::ProjectRef;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use lookaside::Lookaside;
+
+/// The DistGit store rooted at one directory.
+pub struct DistGit {
+    root: PathBuf,
+    /// Two imports into the same repository would race on its branch heads; imports are rare
+    /// and short next to builds, so one at a time is simplest.
+    import_lock: Mutex<()>,
+}
+
+/// What an import made: the package's NEVR and, per branch, the commit builders check out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    pub package: String,
+    pub epoch: Option<i64>,
+    pub version: String,
+    pub release: String,
+    pub commits: Vec<BranchCommit>,
+}
+
+/// The commit a branch points to after an import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchCommit {
+    pub branch: String,
+    /// Hex commit id.
+    pub commit: String,
+}
+
+impl DistGit {
+    pub fn new(root: PathBuf) -> DistGit {
+        // URLs handed to builders must not depend on the scheduler's working directory.
+        let root = std::path::absolute(&root).unwrap_or(root);
+        DistGit {
+            root,
+            import_lock: Mutex::new(()),
+        }
+    }
+
+    /// Blocking (call it in spawn_blocking). Imports the SRPM into
+    /// `<root>/repos/<owner>/<dirname>/<package>.git` (bare, git2), committing the same tree to
+    /// each of `branches` (e.g. ["f41"]).
+    ///
+    /// Idempotent: importing the same SRPM again changes nothing and returns the same commits.
+    pub fn import_srpm(
+        &self,
+        project: &ProjectRef,
+        dirname: &str,
+        srpm: &Path,
+        branches: &[String],
+    ) -> anyhow::Result<Import> {
+        // A panic in another import leaves nothing half-done that the lock protects: git refs
+        // and lookaside blobs are each updated atomically.
+        let _guard = self
+            .import_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        import::import(
+            &self.repos_dir(),
+            &self.lookaside(),
+            project,
+            dirname,
+            srpm,
+            branches,
+        )
+    }
+
+    /// `file://…` URL of the package's bare repository (local builders clone it directly;
+    /// smart HTTP comes later).
+    pub fn repo_url(&self, owner: &str, dirname: &str, package: &str) -> String {
+        let path = import::repo_path(&self.repos_dir(), owner, dirname, package);
+        format!("file://{}", url_path(&path.to_string_lossy()))
+    }
+
+    /// axum Router serving
+    /// `GET /lookaside/pkgs/{owner}/{dir}/{pkg}/{file}/sha512/{hash}/{filename}`.
+    pub fn router(&self) -> Router {
+        lookaside::router(Arc::new(self.lookaside()))
+    }
+
+    fn repos_dir(&self) -> PathBuf {
+        self.root.join("repos")
+    }
+
+    fn lookaside(&self) -> Lookaside {
+        Lookaside::new(self.root.join("lookaside").join("sha512"))
+    }
+}
+
+/// Percent-encodes what libgit2 would otherwise decode or misread in a `file://` path.
+fn url_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b':' | b'@')
+        {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_urls() {
+        let dg = DistGit::new(PathBuf::from("/srv/distgit"));
+        assert_eq!(
+            dg.repo_url("alice", "hello:pr:3", "hello"),
+            "file:///srv/distgit/repos/alice/hello:pr:3/hello.git"
+        );
+        assert_eq!(url_path("/a b/%c"), "/a%20b/%25c");
+    }
+
+    #[test]
+    fn relative_roots_become_absolute() {
+        let dg = DistGit::new(PathBuf::from("distgit"));
+        assert!(dg.root.is_absolute());
+    }
+}

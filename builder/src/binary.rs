@@ -1,0 +1,256 @@
+//! The RPM task (seed step 11): from a package imported into DistGit to binary RPMs.
+//!
+//! The DistGit repository holds the spec and patches; the `sources` file in it names the
+//! other files, which come from the lookaside cache and are checked against their SHA-512
+//! before rpmbuild sees them. The macros Copr defines in its mock chroots are defined here too
+//! (REFERENCE §9), so specs that use them build the same way.
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use ferrocopr_schema::task::{BuilderTask, Results, TaskKind};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::command::run_logged;
+use crate::paths::is_safe_name;
+use crate::sources::{self, SOURCES_FILE, SourceEntry};
+use crate::srpm::{define, topdir_defines};
+use crate::{git, rpm};
+
+/// A lookaside server that does not even accept the connection in this time is down; a slow
+/// download itself is bounded by the task's timeout, which the scheduler enforces.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the binary RPMs of an RPM task into `result_dir`, working under `work`.
+pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyhow::Result<Results> {
+    let TaskKind::Rpm {
+        git_repo,
+        git_hash,
+        lookaside_url,
+        package_name,
+        dist,
+    } = &task.kind
+    else {
+        bail!("not an RPM task");
+    };
+    // These end up in lookaside URLs and rpm macro values, where `/` or `%` would change
+    // their meaning.
+    for (what, value) in [
+        ("owner", &task.project_owner),
+        ("project", &task.project_name),
+        ("project dirname", &task.project_dirname),
+        ("package", package_name),
+    ] {
+        ensure!(is_safe_name(value), "invalid {what} name {value:?}");
+    }
+    ensure!(
+        dist.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '~')),
+        "invalid dist tag {dist:?}"
+    );
+
+    let checkout = work.join("checkout");
+    git::clone_at(git_repo, git_hash, &checkout)?;
+    let spec = find_spec(&checkout, package_name)?;
+
+    let entries = read_sources(&checkout)?;
+    for entry in &entries {
+        let url = sources::lookaside_url(
+            lookaside_url,
+            &task.project_owner,
+            &task.project_dirname,
+            package_name,
+            entry,
+        );
+        fetch_source(&url, &checkout, entry)?;
+    }
+
+    println!("==> building the RPMs (dist {dist:?})");
+    let owner = &task.project_owner;
+    let project = &task.project_name;
+    run_logged(
+        Command::new("rpmbuild")
+            // mock would install the BuildRequires; here the host must have them.
+            .args(["-ba", "--nodeps"])
+            .arg(&spec)
+            .args(topdir_defines(work)?)
+            .arg("--define")
+            .arg(define("_sourcedir", &checkout))
+            .arg("--define")
+            .arg(define("_srcrpmdir", result_dir))
+            .arg("--define")
+            .arg(define("_rpmdir", result_dir))
+            .args([
+                "--define",
+                // Flat, as Copr's result directories are: no per-arch subdirectories.
+                "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+                "--define",
+                &format!("dist {dist}"),
+                "--define",
+                &format!("copr_username {owner}"),
+                "--define",
+                &format!("copr_projectname {project}"),
+                "--define",
+                &format!("buildtag .copr{}", task.build_id),
+                "--define",
+                &format!("vendor Fedora Project COPR ({owner}/{project})"),
+            ]),
+    )?;
+
+    let mut packages = Vec::new();
+    for path in rpm_files(result_dir)? {
+        let info = rpm::query(&path)?;
+        if !info.is_source {
+            packages.push(info.nevra);
+        }
+    }
+    ensure!(!packages.is_empty(), "rpmbuild made no binary RPM");
+    packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    Ok(Results { packages })
+}
+
+/// `<package>.spec`, or else the only spec in the repository's top directory.
+fn find_spec(checkout: &Path, package: &str) -> anyhow::Result<PathBuf> {
+    let named = checkout.join(format!("{package}.spec"));
+    if named.is_file() {
+        return Ok(named);
+    }
+    let mut specs = Vec::new();
+    for entry in std::fs::read_dir(checkout).context("cannot list the DistGit checkout")? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "spec") && path.is_file() {
+            specs.push(path);
+        }
+    }
+    match <[PathBuf; 1]>::try_from(specs) {
+        Ok([one]) => Ok(one),
+        Err(specs) => bail!(
+            "expected {package}.spec or exactly one .spec in the DistGit repository, found {}",
+            specs.len()
+        ),
+    }
+}
+
+/// The entries of the checkout's `sources` file; none when it is missing.
+fn read_sources(checkout: &Path) -> anyhow::Result<Vec<SourceEntry>> {
+    let path = checkout.join(SOURCES_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => sources::parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(anyhow!(e).context(format!("cannot read {SOURCES_FILE}"))),
+    }
+}
+
+/// Downloads one lookaside file into `dir` and checks its SHA-512; a bad file is removed.
+fn fetch_source(url: &str, dir: &Path, entry: &SourceEntry) -> anyhow::Result<()> {
+    let dest = dir.join(&entry.filename);
+    // A listed file must not replace the spec or a patch that DistGit keeps in git.
+    ensure!(
+        dest.symlink_metadata().is_err(),
+        "{SOURCES_FILE} lists {}, which the repository already has",
+        entry.filename
+    );
+    println!("==> downloading {url}");
+    let reader: Box<dyn Read> = if let Some(path) = url.strip_prefix("file://") {
+        Box::new(File::open(path).with_context(|| format!("cannot open {url}"))?)
+    } else if url.starts_with("http://") {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .build()
+            .into();
+        let response = agent
+            .get(url)
+            .call()
+            .with_context(|| format!("cannot download {url}"))?;
+        Box::new(response.into_body().into_reader())
+    } else {
+        bail!("unsupported lookaside URL {url} (only http:// and file://)");
+    };
+    let file =
+        File::create_new(&dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    let got = sources::copy_hashing(reader, &file)
+        .and_then(|h| file.sync_all().map(|()| h))
+        .with_context(|| format!("cannot download {url}"));
+    let got = match got {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = std::fs::remove_file(&dest);
+            return Err(e);
+        }
+    };
+    if got != entry.sha512 {
+        let _ = std::fs::remove_file(&dest);
+        bail!(
+            "{} from the lookaside cache has SHA-512 {got}, but {SOURCES_FILE} says {}; refusing to build with it",
+            entry.filename,
+            entry.sha512
+        );
+    }
+    Ok(())
+}
+
+fn rpm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rpm") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_checks_the_hash() -> anyhow::Result<()> {
+        let store = tempfile::tempdir()?;
+        let dir = tempfile::tempdir()?;
+        std::fs::write(store.path().join("blob"), b"abc")?;
+        let url = format!("file://{}", store.path().join("blob").display());
+        let good = SourceEntry {
+            filename: "a.tar.gz".into(),
+            sha512: sources::copy_hashing(&b"abc"[..], std::io::sink())?,
+        };
+        fetch_source(&url, dir.path(), &good)?;
+        assert_eq!(std::fs::read(dir.path().join("a.tar.gz"))?, b"abc");
+        // A second copy must not overwrite what is there.
+        assert!(fetch_source(&url, dir.path(), &good).is_err());
+
+        let bad = SourceEntry {
+            filename: "b.tar.gz".into(),
+            sha512: "0".repeat(128),
+        };
+        let err = fetch_source(&url, dir.path(), &bad)
+            .err()
+            .context("accepted a bad hash")?;
+        assert!(format!("{err:#}").contains("SHA-512"), "{err:#}");
+        assert!(!dir.path().join("b.tar.gz").exists());
+        assert!(fetch_source("ftp://x/y", dir.path(), &bad).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn finds_the_spec() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        assert!(find_spec(dir.path(), "hello").is_err());
+        std::fs::write(dir.path().join("other.spec"), "")?;
+        assert_eq!(
+            find_spec(dir.path(), "hello")?,
+            dir.path().join("other.spec")
+        );
+        std::fs::write(dir.path().join("third.spec"), "")?;
+        assert!(find_spec(dir.path(), "hello").is_err());
+        std::fs::write(dir.path().join("hello.spec"), "")?;
+        assert_eq!(
+            find_spec(dir.path(), "hello")?,
+            dir.path().join("hello.spec")
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! The SRPM task (seed step 5): from a packager's git repository to a `.src.rpm`.
+//!
+//! This is the `rpkg` way of Copr's SCM method (REFERENCE §9): the spec lives in the
+//! repository and, when its `Source0` tarball is not committed next to it, the tarball is made
+//! from the checked-out commit with `git archive`. The SRPM then goes to DistGit (step 7).
+
+use anyhow::{Context as _, anyhow, bail};
+use ferrocopr_schema::model::BuildSource;
+use ferrocopr_schema::task::Results;
+use git2::Oid;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::command::{output_of, run_logged};
+use crate::paths::{is_plain_file_name, resolve_inside, safe_relative_path};
+use crate::{git, rpm};
+
+/// Makes the SRPM of `source` into `result_dir`, working under `work`.
+pub(crate) fn build(
+    source: &BuildSource,
+    work: &Path,
+    result_dir: &Path,
+) -> anyhow::Result<Results> {
+    let BuildSource::Scm {
+        clone_url,
+        committish,
+        spec,
+    } = source;
+    let spec_rel = safe_relative_path(spec).map_err(|e| anyhow!("invalid spec path: {e}"))?;
+    let checkout = work.join("checkout");
+    let commit = git::clone_at(clone_url, committish, &checkout)?;
+    let spec_path =
+        resolve_inside(&checkout, &spec_rel).map_err(|e| anyhow!("cannot use the spec: {e}"))?;
+    if !spec_path.is_file() {
+        bail!("the spec {spec} is not a file");
+    }
+    let spec_dir = spec_path
+        .parent()
+        .context("the spec has no directory")?
+        .to_path_buf();
+
+    ensure_source0(&checkout, &spec_path, &spec_dir, commit)?;
+
+    println!("==> building the SRPM");
+    run_logged(
+        Command::new("rpmbuild")
+            // Dependencies are the RPM builds' business; this host's rpmdb may even be empty.
+            .args(["-bs", "--nodeps"])
+            .arg(&spec_path)
+            .args(topdir_defines(work)?)
+            .arg("--define")
+            .arg(define("_sourcedir", &spec_dir))
+            .arg("--define")
+            .arg(define("_srcrpmdir", result_dir)),
+    )?;
+
+    let srpm = only_srpm_in(result_dir)?;
+    let info = rpm::query(&srpm)?;
+    if !info.is_source {
+        bail!("{} is not a source package", srpm.display());
+    }
+    Ok(Results {
+        packages: vec![info.nevra],
+    })
+}
+
+/// Makes the `Source0` tarball from `commit` when the repository does not hold it.
+fn ensure_source0(
+    checkout: &Path,
+    spec: &Path,
+    spec_dir: &Path,
+    commit: Oid,
+) -> anyhow::Result<()> {
+    // rpmspec expands the macros, so `Source0: %{name}-%{version}.tar.gz` gives a real name.
+    let parsed = output_of(
+        Command::new("rpmspec")
+            .arg("-P")
+            .arg(spec)
+            .arg("--define")
+            .arg(define("_sourcedir", spec_dir)),
+    )
+    .context("cannot parse the spec")?;
+    let Some(value) = source0(&parsed) else {
+        println!("==> the spec has no Source0");
+        return Ok(());
+    };
+    let name = source_basename(&value);
+    if !is_plain_file_name(name) {
+        bail!("Source0 {value:?} does not end in a file name");
+    }
+    let target = spec_dir.join(name);
+    if target.symlink_metadata().is_ok() {
+        println!("==> using {name} from the repository");
+        return Ok(());
+    }
+    let (format, stem) = archive_format(name)?;
+    println!("==> making {name} from {commit} with git archive");
+    run_logged(
+        Command::new("git")
+            .current_dir(checkout)
+            .arg("archive")
+            .arg(format!("--format={format}"))
+            .arg(format!("--prefix={stem}/"))
+            .arg("-o")
+            .arg(&target)
+            .arg(commit.to_string()),
+    )
+}
+
+/// The value of the main package's `Source0:` (or unnumbered `Source:`) in `rpmspec -P` output.
+pub(crate) fn source0(parsed_spec: &str) -> Option<String> {
+    for line in parsed_spec.lines() {
+        let line = line.trim_start();
+        // A changelog entry may well mention "Source:"; no tag can follow it.
+        if line.starts_with("%changelog") {
+            break;
+        }
+        let Some((tag, value)) = line.split_once(':') else {
+            continue;
+        };
+        let tag = tag.trim_end();
+        if tag.eq_ignore_ascii_case("source0") || tag.eq_ignore_ascii_case("source") {
+            let value = value.trim();
+            if !value.is_empty() {
+                return Some(value.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The file name rpm uses for a source: what follows the last `/`, so a URL's
+/// `#/name-1.0.tar.gz` fragment names the file as in Fedora specs.
+pub(crate) fn source_basename(value: &str) -> &str {
+    value.rsplit('/').next().unwrap_or(value)
+}
+
+/// `git archive`'s format for a tarball name, and the directory it unpacks to (what `%setup`
+/// expects by default: the name without its extension).
+pub(crate) fn archive_format(name: &str) -> anyhow::Result<(&'static str, &str)> {
+    for (ext, format) in [(".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar", "tar")] {
+        if let Some(stem) = name.strip_suffix(ext)
+            && !stem.is_empty()
+        {
+            return Ok((format, stem));
+        }
+    }
+    bail!(
+        "Source0 {name} is not in the repository, and it can only be made from git \
+         when it is a .tar.gz, .tgz or .tar; commit it next to the spec or change Source0"
+    )
+}
+
+fn only_srpm_in(dir: &Path) -> anyhow::Result<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".src.rpm"))
+        {
+            found.push(path);
+        }
+    }
+    match <[PathBuf; 1]>::try_from(found) {
+        Ok([one]) => Ok(one),
+        Err(found) => bail!(
+            "expected one .src.rpm in the results, found {}",
+            found.len()
+        ),
+    }
+}
+
+/// `--define`s that keep rpmbuild's scratch files, scriptlets included, in the work directory.
+pub(crate) fn topdir_defines(work: &Path) -> anyhow::Result<[String; 4]> {
+    let tmp = work.join("tmp");
+    std::fs::create_dir_all(&tmp).context("cannot create rpmbuild's temporary directory")?;
+    Ok([
+        "--define".to_owned(),
+        define("_topdir", &work.join("rpmbuild")),
+        "--define".to_owned(),
+        define("_tmppath", &tmp),
+    ])
+}
+
+/// One `--define` argument. Paths come from our own temp and result directories.
+pub(crate) fn define(name: &str, value: &Path) -> String {
+    format!("{name} {}", value.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_source0() {
+        let spec = "\nName: hello\nVersion: 1.0\nSource0: https://example.com/hello-1.0.tar.gz\n\
+                    Source1: extra.txt\n%description\nx\n";
+        assert_eq!(
+            source0(spec).as_deref(),
+            Some("https://example.com/hello-1.0.tar.gz")
+        );
+        assert_eq!(
+            source0("SOURCE  :  hello.tgz\n").as_deref(),
+            Some("hello.tgz")
+        );
+        assert_eq!(source0("source0:hello.tar\n").as_deref(), Some("hello.tar"));
+        assert_eq!(
+            source0("Name: x\nSource1: a.tar.gz\nSourceLicense: MIT\n"),
+            None
+        );
+        assert_eq!(
+            source0("Name: x\n%changelog\n- Source: nope.tar.gz\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn basenames() {
+        assert_eq!(source_basename("hello-1.0.tar.gz"), "hello-1.0.tar.gz");
+        assert_eq!(
+            source_basename("https://example.com/a/hello-1.0.tar.gz"),
+            "hello-1.0.tar.gz"
+        );
+        assert_eq!(
+            source_basename("https://github.com/o/r/archive/v1.0.tar.gz#/r-1.0.tar.gz"),
+            "r-1.0.tar.gz"
+        );
+        assert_eq!(source_basename("https://example.com/"), "");
+    }
+
+    #[test]
+    fn archive_formats() -> anyhow::Result<()> {
+        assert_eq!(archive_format("hello-1.0.tar.gz")?, ("tar.gz", "hello-1.0"));
+        assert_eq!(archive_format("hello-1.0.tgz")?, ("tar.gz", "hello-1.0"));
+        assert_eq!(archive_format("hello-1.0.tar")?, ("tar", "hello-1.0"));
+        assert!(archive_format("hello-1.0.tar.xz").is_err());
+        assert!(archive_format("hello.zip").is_err());
+        assert!(archive_format(".tar.gz").is_err());
+        Ok(())
+    }
+}

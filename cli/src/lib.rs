@@ -1,0 +1,141 @@
+//! The composition root: wires every part of ferrocopr into one process.
+//!
+//! `ferrocopr serve` calls [`run`]; so does the test harness, on port 0. Each part keeps its own
+//! crate; this file only builds them from a [`Config`] and starts their loops.
+
+use anyhow::Context;
+use ferrocopr_bot::BotState;
+use ferrocopr_bot::forge::{Forge, GitHub, LocalGit};
+use ferrocopr_bot::webhook::Secret;
+use ferrocopr_distgit::DistGit;
+use ferrocopr_repo_publisher::Publisher;
+use ferrocopr_scheduler::Scheduler;
+use ferrocopr_scheduler::host::LocalBuilders;
+use ferrocopr_schema::Db;
+use ferrocopr_signer::LocalSigner;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Everything `run` needs; the binary fills it from options and environment variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the database (SQLite by default), results, DistGit and keys live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; `None` means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The URL users and dnf reach this service at, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// GitHub webhook secrets; any of them verifies a delivery, so a secret can be rotated.
+    pub github_webhook_secrets: Vec<String>,
+    pub github_token: Option<String>,
+    /// The GitHub API base, `https://api.github.com` unless a test points it elsewhere.
+    pub github_api_url: String,
+    /// The program builders run: this binary, started as `<program> builder --task T --resultdir D`.
+    pub builder_program: PathBuf,
+    /// How many builds the local builder pool runs at once.
+    pub local_builders: usize,
+    /// The domain in signing keys' user ids (`…@copr.<domain>`).
+    pub signer_domain: String,
+}
+
+/// Runs every part until `shutdown` completes, serving HTTP on `listener`.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let data_dir = config.data_dir.canonicalize()?;
+    let database_url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("ferrocopr.db").display()
+        ),
+    };
+    let db = Db::connect(&database_url)
+        .await
+        .context("opening the database")?;
+    let public_url = config.public_url.trim_end_matches('/').to_owned();
+    let results_dir = data_dir.join("results");
+    std::fs::create_dir_all(&results_dir)?;
+
+    let signer = Arc::new(LocalSigner::new(
+        data_dir.join("signer").join("keys"),
+        config.signer_domain.clone(),
+    ));
+    let distgit = Arc::new(DistGit::new(data_dir.join("distgit")));
+    let forge: Arc<dyn Forge> = match &config.github_token {
+        Some(token) => Arc::new(GitHub::new(&config.github_api_url, Some(token))?),
+        None => {
+            tracing::warn!(
+                "no GitHub token: reading .copr.yaml from local repositories, statuses to the log"
+            );
+            Arc::new(LocalGit)
+        }
+    };
+    let scheduler_wake = Arc::new(Notify::new());
+    let reporter_wake = Arc::new(Notify::new());
+
+    let bot = BotState {
+        db: db.clone(),
+        forge,
+        github_secrets: config
+            .github_webhook_secrets
+            .iter()
+            .map(|s| Secret::new(s.clone()))
+            .collect(),
+        public_url: public_url.clone(),
+        results_dir: results_dir.clone(),
+        templates: Arc::new(ferrocopr_bot::templates()?),
+        deliveries: Arc::new(Notify::new()),
+        scheduler_wake: Arc::clone(&scheduler_wake),
+        reporter_wake: Arc::clone(&reporter_wake),
+    };
+    let scheduler = Scheduler {
+        db,
+        results_dir,
+        builders: Arc::new(LocalBuilders::new(
+            config.builder_program.clone(),
+            data_dir.join("work"),
+        )),
+        slots: config.local_builders,
+        signer,
+        distgit: Arc::clone(&distgit),
+        publisher: Publisher::new(),
+        lookaside_url: format!("{public_url}/distgit/lookaside/pkgs"),
+        wake: scheduler_wake,
+        changed: reporter_wake,
+    };
+
+    let app = ferrocopr_bot::app(bot.clone()).nest("/distgit", distgit.router());
+    let stop = CancellationToken::new();
+    let mut scheduler_task = tokio::spawn(scheduler.run(stop.clone()));
+    let workers = tokio::spawn(ferrocopr_bot::run_workers(bot, stop.clone()));
+    tracing::info!(address = %listener.local_addr()?, %public_url, "ferrocopr is serving");
+    let server_stop = stop.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = server_stop.cancelled() => {}
+        }
+    });
+    let outcome = tokio::select! {
+        served = server => served.context("HTTP server"),
+        ended = &mut scheduler_task => match ended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.context("scheduler")),
+            Err(e) => Err(anyhow::Error::from(e).context("scheduler")),
+        },
+    };
+    stop.cancel();
+    let _ = workers.await;
+    if !scheduler_task.is_finished() {
+        let _ = scheduler_task.await;
+    }
+    outcome
+}

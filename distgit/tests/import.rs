@@ -1,0 +1,249 @@
+//! DistGit end to end: an SRPM made by rpmbuild is imported (twice, to see it is idempotent),
+//! its tarball is served from the lookaside cache, and the builder's RPM task builds the
+//! binary RPM from the imported repository over HTTP, as a builder host would.
+//! Needs rpmbuild, rpm, rpm2cpio, cpio and tar on the host; fails without them.
+
+use ferrocopr_builder::sources::{self, SourceEntry};
+use ferrocopr_distgit::DistGit;
+use ferrocopr_schema::model::ProjectRef;
+use ferrocopr_schema::task::{BuilderTask, RESULTS_FILE, Results, SUCCESS_FILE, TaskKind};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const SPEC: &str = r#"Name: hello
+Version: 1.0
+Release: 1%{?dist}
+Summary: Says hello
+License: MIT
+BuildArch: noarch
+Source0: hello-1.0.tar.gz
+Patch0: fix.patch
+
+%description
+Says hello from %{copr_username}/%{copr_projectname}.
+
+%prep
+%setup -q
+
+%build
+
+%install
+mkdir -p %{buildroot}/usr/share/hello
+install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt
+
+%files
+/usr/share/hello/hello.txt
+"#;
+
+fn check(cmd: &mut Command) -> TestResult {
+    let status = cmd.status()?;
+    if !status.success() {
+        return Err(format!("{cmd:?} failed with {status}").into());
+    }
+    Ok(())
+}
+
+/// Builds `hello-1.0-1.src.rpm` (spec, a patch and a tarball) under `dir`; returns its path and
+/// the tarball's bytes.
+fn make_srpm(dir: &Path) -> TestResult<(PathBuf, Vec<u8>)> {
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("hello-1.0"))?;
+    std::fs::write(src.join("hello-1.0/hello.txt"), "hello\n")?;
+    std::fs::write(src.join("hello.spec"), SPEC)?;
+    std::fs::write(src.join("fix.patch"), "--- a/x\n+++ b/x\n")?;
+    check(
+        Command::new("tar")
+            .current_dir(&src)
+            .args(["czf", "hello-1.0.tar.gz", "hello-1.0"]),
+    )?;
+    let out = dir.join("srpm");
+    let define = |k: &str, v: &Path| format!("{k} {}", v.display());
+    check(
+        Command::new("rpmbuild")
+            .args(["-bs", "--nodeps"])
+            .arg(src.join("hello.spec"))
+            .args(["--define", &define("_topdir", &dir.join("top"))])
+            .args(["--define", &define("_sourcedir", &src)])
+            .args(["--define", &define("_srcrpmdir", &out)]),
+    )?;
+    Ok((
+        out.join("hello-1.0-1.src.rpm"),
+        std::fs::read(src.join("hello-1.0.tar.gz"))?,
+    ))
+}
+
+fn project() -> ProjectRef {
+    ProjectRef {
+        owner: "alice".into(),
+        project: "hello".into(),
+    }
+}
+
+fn file_in_tree(repo: &git2::Repository, commit: &str, name: &str) -> TestResult<Vec<u8>> {
+    let tree = repo.find_commit(git2::Oid::from_str(commit)?)?.tree()?;
+    let entry = tree
+        .get_name(name)
+        .ok_or(format!("{name} is not in the tree"))?;
+    Ok(repo.find_blob(entry.id())?.content().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_serve_and_build() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let (srpm, tarball) = make_srpm(tmp.path())?;
+    let root = tmp.path().join("distgit");
+    let distgit = std::sync::Arc::new(DistGit::new(root.clone()));
+    let branches = vec!["f41".to_owned(), "epel9".to_owned()];
+
+    let import = {
+        let (dg, srpm, branches) = (distgit.clone(), srpm.clone(), branches.clone());
+        tokio::task::spawn_blocking(move || dg.import_srpm(&project(), "hello", &srpm, &branches))
+            .await??
+    };
+    assert_eq!(
+        (
+            import.package.as_str(),
+            import.epoch,
+            import.version.as_str(),
+            import.release.as_str()
+        ),
+        ("hello", None, "1.0", "1")
+    );
+    assert_eq!(import.commits.len(), 2);
+    let f41 = &import.commits[0];
+    assert_eq!(f41.branch, "f41");
+
+    // Spec and patch in git, the tarball only listed in `sources` and kept in the lookaside.
+    let repo = git2::Repository::open_bare(root.join("repos/alice/hello/hello.git"))?;
+    assert_eq!(
+        file_in_tree(&repo, &f41.commit, "hello.spec")?,
+        SPEC.as_bytes()
+    );
+    assert!(file_in_tree(&repo, &f41.commit, "fix.patch").is_ok());
+    assert!(file_in_tree(&repo, &f41.commit, "hello-1.0.tar.gz").is_err());
+    let listed = sources::parse(std::str::from_utf8(&file_in_tree(
+        &repo,
+        &f41.commit,
+        "sources",
+    )?)?)?;
+    let hash = sources::copy_hashing(&tarball[..], std::io::sink())?;
+    assert_eq!(
+        listed,
+        vec![SourceEntry {
+            filename: "hello-1.0.tar.gz".into(),
+            sha512: hash.clone()
+        }]
+    );
+    assert_eq!(
+        std::fs::read(root.join("lookaside/sha512").join(&hash))?,
+        tarball
+    );
+    let head = repo.find_reference("refs/heads/epel9")?.peel_to_commit()?;
+    assert_eq!(head.id().to_string(), import.commits[1].commit);
+    assert_eq!(head.message()?, "Import hello-1.0-1");
+
+    // The same SRPM again changes nothing.
+    let again = {
+        let (dg, srpm, branches) = (distgit.clone(), srpm.clone(), branches.clone());
+        tokio::task::spawn_blocking(move || dg.import_srpm(&project(), "hello", &srpm, &branches))
+            .await??
+    };
+    assert_eq!(again, import);
+
+    // Serve the lookaside cache where the lead mounts it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().nest("/distgit", distgit.router());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let lookaside_url = format!("http://{addr}/distgit/lookaside/pkgs");
+    let url_of = |hash: &str| {
+        format!("{lookaside_url}/alice/hello/hello/hello-1.0.tar.gz/sha512/{hash}/hello-1.0.tar.gz")
+    };
+
+    let get = |url: String| {
+        tokio::task::spawn_blocking(move || -> TestResult<(u16, Vec<u8>)> {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let mut resp = agent.get(&url).call()?;
+            Ok((resp.status().as_u16(), resp.body_mut().read_to_vec()?))
+        })
+    };
+    assert_eq!(get(url_of(&hash)).await??, (200, tarball.clone()));
+    assert_eq!(get(url_of(&"0".repeat(128))).await??.0, 404);
+    assert_eq!(get(url_of("abc")).await??.0, 400);
+    assert_eq!(get(url_of(&hash.to_uppercase())).await??.0, 400);
+
+    // The builder's RPM task, from the imported commit and the served tarball.
+    let task = BuilderTask {
+        task_id: "7-fedora-41-x86_64".into(),
+        build_id: 7,
+        chroot: "fedora-41-x86_64".into(),
+        project_owner: "alice".into(),
+        project_name: "hello".into(),
+        project_dirname: "hello".into(),
+        timeout: 600,
+        enable_net: false,
+        kind: TaskKind::Rpm {
+            git_repo: distgit.repo_url("alice", "hello", "hello"),
+            git_hash: f41.commit.clone(),
+            lookaside_url: lookaside_url.clone(),
+            package_name: "hello".into(),
+            dist: ".fc41".into(),
+        },
+    };
+    let task_file = tmp.path().join("task.json");
+    std::fs::write(&task_file, serde_json::to_vec(&task)?)?;
+    let results = tmp.path().join("results");
+    let code = {
+        let (task_file, results) = (task_file.clone(), results.clone());
+        tokio::task::spawn_blocking(move || ferrocopr_builder::main(&task_file, &results)).await?
+    };
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(results.join(SUCCESS_FILE).is_file());
+    assert!(results.join("hello-1.0-1.fc41.noarch.rpm").is_file());
+    let built: Results = serde_json::from_slice(&std::fs::read(results.join(RESULTS_FILE))?)?;
+    assert_eq!(built.packages.len(), 1);
+    let p = &built.packages[0];
+    assert_eq!(
+        (
+            p.name.as_str(),
+            p.version.as_str(),
+            p.release.as_str(),
+            p.arch.as_str()
+        ),
+        ("hello", "1.0", "1.fc41", "noarch")
+    );
+
+    // A blob that rotted on disk is never served.
+    std::fs::write(root.join("lookaside/sha512").join(&hash), b"rot")?;
+    assert_eq!(get(url_of(&hash)).await??.0, 500);
+
+    server.abort();
+    Ok(())
+}
+
+#[test]
+fn refuses_bad_names() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dg = DistGit::new(tmp.path().join("distgit"));
+    let srpm = tmp.path().join("missing.src.rpm");
+    let f41 = ["f41".to_owned()];
+    let evil = ProjectRef {
+        owner: "../evil".into(),
+        project: "hello".into(),
+    };
+    assert!(dg.import_srpm(&evil, "hello", &srpm, &f41).is_err());
+    assert!(dg.import_srpm(&project(), "other", &srpm, &f41).is_err());
+    assert!(dg.import_srpm(&project(), "hello/..", &srpm, &f41).is_err());
+    assert!(
+        dg.import_srpm(&project(), "hello", &srpm, &["a..b".to_owned()])
+            .is_err()
+    );
+    assert!(dg.import_srpm(&project(), "hello", &srpm, &[]).is_err());
+    assert!(!tmp.path().join("distgit").exists());
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Builder hosts: where a task runs (seed steps 3-5 and 9-11).
+//!
+//! [`BuilderHost`] is the seam between the scheduler and a machine that runs the builder
+//! program. [`LocalBuilders`] runs it as a local process, the embedded default of
+//! `ferrocopr serve`; an SSH host implements the same trait.
+
+use async_trait::async_trait;
+use ferrocopr_schema::task::{BuilderTask, LIVE_LOG, SUCCESS_FILE};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// Extra time the fail-safe gives a task beyond its own timeout, so the builder's own
+/// timeout (and its log line saying so) normally fires first.
+const TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
+
+/// How a task that ran to its end turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuilderOutcome {
+    Succeeded,
+    Failed,
+}
+
+/// The host could not run the task to its end; the task may be retried on another host.
+#[derive(Debug, thiserror::Error)]
+#[error("builder host failed: {0}")]
+pub struct HostError(pub String);
+
+/// A machine that runs builder tasks.
+#[async_trait]
+pub trait BuilderHost: Send + Sync {
+    /// Runs `task` and leaves its results, `builder-live.log` included, in `result_dir`.
+    async fn run(&self, task: &BuilderTask, result_dir: &Path)
+    -> Result<BuilderOutcome, HostError>;
+}
+
+/// Runs tasks as local processes of the builder program.
+#[derive(Debug, Clone)]
+pub struct LocalBuilders {
+    program: PathBuf,
+    work_dir: PathBuf,
+}
+
+impl LocalBuilders {
+    /// `program` is the `ferrocopr` binary; task files go to `work_dir`.
+    pub fn new(program: PathBuf, work_dir: PathBuf) -> LocalBuilders {
+        LocalBuilders { program, work_dir }
+    }
+}
+
+#[async_trait]
+impl BuilderHost for LocalBuilders {
+    async fn run(
+        &self,
+        task: &BuilderTask,
+        result_dir: &Path,
+    ) -> Result<BuilderOutcome, HostError> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| HostError(format!("{what}: {e}"));
+        tokio::fs::create_dir_all(&self.work_dir)
+            .await
+            .map_err(|e| fail("work dir", &e))?;
+        tokio::fs::create_dir_all(result_dir)
+            .await
+            .map_err(|e| fail("result dir", &e))?;
+        let task_file = self.work_dir.join(format!("{}.json", task.task_id));
+        let json = serde_json::to_vec_pretty(task).map_err(|e| fail("task", &e))?;
+        tokio::fs::write(&task_file, json)
+            .await
+            .map_err(|e| fail("task file", &e))?;
+        let log = std::fs::File::create(result_dir.join(LIVE_LOG)).map_err(|e| fail("log", &e))?;
+        let log_err = log.try_clone().map_err(|e| fail("log", &e))?;
+        let mut child = Command::new(&self.program)
+            .arg("builder")
+            .arg("--task")
+            .arg(&task_file)
+            .arg("--resultdir")
+            .arg(result_dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Its own process group, so cancel and timeout can end rpmbuild and its children.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| fail(&format!("starting {}", self.program.display()), &e))?;
+        let limit = Duration::from_secs(task.timeout) + TIMEOUT_MARGIN;
+        let status = match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => status.map_err(|e| fail("waiting for the builder", &e))?,
+            Err(_) => {
+                kill_group(child.id()).await;
+                let _ = child.wait().await;
+                append_line(
+                    result_dir,
+                    "==> error: the build exceeded its timeout and was stopped",
+                )
+                .await;
+                return Ok(BuilderOutcome::Failed);
+            }
+        };
+        let _ = tokio::fs::remove_file(&task_file).await;
+        if status.success() && result_dir.join(SUCCESS_FILE).exists() {
+            Ok(BuilderOutcome::Succeeded)
+        } else {
+            Ok(BuilderOutcome::Failed)
+        }
+    }
+}
+
+async fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{pid}"))
+            .status()
+            .await;
+    }
+}
+
+/// Appends a line of the backend's own to a task's live log.
+pub(crate) async fn append_line(result_dir: &Path, line: &str) {
+    use tokio::io::AsyncWriteExt;
+    if let Ok(mut file) = tokio::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(result_dir.join(LIVE_LOG))
+        .await
+    {
+        let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what ferrocopr needs on a Debian host, and nothing when it is all there already.
+#   rpm, rpm2cpio, cpio:       building SRPMs and RPMs (rpmbuild), unpacking SRPMs into DistGit
+#   createrepo-c:              repodata
+#   dnf, dnf-plugins-core:     `dnf copr enable` and installs in the end-to-end tests
+#   gnupg:                     reading key ids in tests
+#   libssl-dev, pkg-config, libclang-dev: the OpenSSL crypto backend of sequoia (bindgen)
+#   git:                       `git archive` for Source0 tarballs
+set -euo pipefail
+
+packages=(rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "install-deps: cargo is missing: install Rust with rustup" >&2; exit 1; }
