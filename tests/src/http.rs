@@ -1,0 +1,101 @@
+//! A small HTTP client for the tests: what a browser, curl or dnf would see of ferrocopr.
+//!
+//! ureq is blocking, so every call runs on tokio's blocking pool. Error statuses are answers, not
+//! errors: tests assert on 401 and 404 as much as on 200.
+
+use std::time::Duration;
+
+/// Generous: a results file can be large and the machine busy building.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bodies larger than this are a bug in the test or the server.
+const BODY_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// A complete HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy: for assertions and messages).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .build()
+        .into()
+}
+
+fn collect(url: &str, response: ureq::http::Response<ureq::Body>) -> HttpResponse {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response
+        .into_body()
+        .with_config()
+        .limit(BODY_LIMIT)
+        .read_to_vec()
+        .unwrap_or_else(|e| panic!("read the body of {url}: {e}"));
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `GET url`.
+pub async fn get(url: &str) -> HttpResponse {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let response = agent()
+            .get(&url)
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        collect(&url, response)
+    })
+    .await
+    .expect("the HTTP GET task panicked")
+}
+
+/// `POST url` with `headers` and `body`.
+pub async fn post(url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> HttpResponse {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut request = agent().post(&url);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send(&body[..])
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        collect(&url, response)
+    })
+    .await
+    .expect("the HTTP POST task panicked")
+}

@@ -1,0 +1,59 @@
+//! GitHub webhook deliveries as GitHub sends them: real payloads from `shared/data/webhooks`,
+//! varied per test, and the `X-Hub-Signature-256` HMAC over the raw body.
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use std::path::PathBuf;
+
+/// The secret the harness configures ferrocopr with.
+pub const SECRET: &str = "e2e-webhook-secret";
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`, the value of `X-Hub-Signature-256`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The real payloads sit in the `shared` directory beside the repository clone.
+fn payload_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/webhooks/github")
+        .join(name)
+}
+
+/// Reads one of the real GitHub payloads as JSON.
+pub fn real_payload(name: &str) -> Value {
+    let path = payload_path(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the real webhook payload {} is missing ({e}); the tests expect the shared data \
+             directory beside the repository (…/shared next to …/main)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// GitHub's `push_new_branch.json`, turned into a push of `sha` to `branch` of `repo_full_name`.
+pub fn push_payload(repo_full_name: &str, clone_url: &str, sha: &str, branch: &str) -> Vec<u8> {
+    let (owner, name) = repo_full_name
+        .split_once('/')
+        .unwrap_or_else(|| panic!("{repo_full_name:?} is not owner/name"));
+    let mut payload = real_payload("push_new_branch.json");
+    payload["ref"] = format!("refs/heads/{branch}").into();
+    payload["after"] = sha.into();
+    payload["deleted"] = false.into();
+    if let Some(head) = payload.get_mut("head_commit").filter(|h| h.is_object()) {
+        head["id"] = sha.into();
+    }
+    let repository = &mut payload["repository"];
+    repository["full_name"] = repo_full_name.into();
+    repository["name"] = name.into();
+    repository["owner"]["login"] = owner.into();
+    repository["owner"]["name"] = owner.into();
+    repository["clone_url"] = clone_url.into();
+    repository["default_branch"] = branch.into();
+    serde_json::to_vec(&payload).expect("serialise the push payload")
+}
