@@ -9,14 +9,14 @@ use crate::forge::{CommitState, RepoRef};
 use crate::{BotState, texts};
 use ferrocopr_schema::copr_yaml::{self, FILE_NAME};
 use ferrocopr_schema::db::{BuildRequest, Delivery};
-use ferrocopr_schema::{BuildSource, ForgeOrigin, ProjectRef};
+use ferrocopr_schema::{BuildSource, ForgeOrigin};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How long to wait before trying a delivery again after an internal error (the forge API was
-/// down, say).
-const RETRY_DELAY: Duration = Duration::from_secs(5);
+/// down, say); the wait doubles with each attempt.
+const RETRY_DELAY_SECS: i64 = 5;
 
 /// How often recorded deliveries are looked at without a wake-up.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -97,15 +97,22 @@ pub async fn run(state: BotState, shutdown: CancellationToken) {
                     continue;
                 }
                 Err(e) => {
-                    tracing::error!(
-                        delivery.id = delivery.id,
-                        error = format!("{e:#}"),
-                        "handling a delivery failed; will retry"
-                    );
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY_DELAY) => continue,
-                        () = shutdown.cancelled() => return,
+                    let error = format!("{e:#}");
+                    tracing::error!(delivery.id = delivery.id, %error, "handling a delivery failed");
+                    // Set aside with backoff, so the deliveries behind it go on.
+                    match state
+                        .db
+                        .defer_delivery(delivery.id, &error, RETRY_DELAY_SECS)
+                        .await
+                    {
+                        Ok(true) => tracing::error!(delivery.id = delivery.id, "delivery given up"),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "deferring a delivery failed");
+                            tokio::time::sleep(POLL_INTERVAL).await;
+                        }
                     }
+                    continue;
                 }
             },
             Ok(None) => {}
@@ -158,18 +165,6 @@ async fn handle_push(state: &BotState, delivery: &Delivery, push: Push) -> anyho
     let Some(text) = state.forge.read_file_at(&repo_ref, sha, FILE_NAME).await? else {
         return Ok(Outcome::Ignored(format!("no {FILE_NAME} at {sha}")));
     };
-    let config = match copr_yaml::parse(&text) {
-        Ok(config) => config,
-        Err(e) => {
-            let message = e.to_string();
-            let status = texts::status(CommitState::Failure, &message, None);
-            state
-                .forge
-                .set_status(&repo.full_name, sha, &status)
-                .await?;
-            return Ok(Outcome::ConfigError(message));
-        }
-    };
     let repo_owner = repo
         .owner
         .login
@@ -182,9 +177,21 @@ async fn handle_push(state: &BotState, delivery: &Delivery, push: Push) -> anyho
                 .unwrap_or_default()
                 .to_owned()
         });
-    let project = ProjectRef {
-        owner: config.owner.unwrap_or(repo_owner),
-        project: config.project.unwrap_or_else(|| repo.name.clone()),
+    let resolved = copr_yaml::parse(&text).and_then(|config| {
+        let project = copr_yaml::project_for_repo(&config, &text, &repo_owner, &repo.name)?;
+        Ok((config, project))
+    });
+    let (config, project) = match resolved {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            let message = e.to_string();
+            let status = texts::status(CommitState::Failure, &message, None);
+            state
+                .forge
+                .set_status(&repo.full_name, sha, &status)
+                .await?;
+            return Ok(Outcome::ConfigError(message));
+        }
     };
     let submitter = push
         .sender

@@ -62,8 +62,9 @@ pub fn app(state: BotState) -> Router {
             "/coprs/{owner}/{dirname}/repo/{name_release}/dnf.repo",
             get(web::dnf_repo),
         )
-        .route("/coprs/build/{id}/", get(web::build_page))
-        .route("/coprs/build/{id}", get(web::build_page))
+        .route("/coprs/{owner}/{dirname}/build/{id}/", get(web::build_page))
+        // Copr's short form, which its own clients and old links use.
+        .route("/coprs/build/{id}/", get(web::build_by_id))
         .nest_service("/results", results)
         .with_state(state)
 }

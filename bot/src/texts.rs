@@ -7,7 +7,7 @@ use ferrocopr_schema::Chroot;
 
 /// The one aggregate status context: a single name that can be made a required check, instead
 /// of one per chroot (a Packit complaint, REFERENCE §10).
-pub const STATUS_CONTEXT: &str = "ferrocopr/rpm-build";
+pub const STATUS_CONTEXT: &str = "copr/rpm-build";
 
 /// GitHub cuts status descriptions at 140 characters.
 const DESCRIPTION_LIMIT: usize = 140;
@@ -81,6 +81,8 @@ pub const CHROOT_NOT_FOUND: &str = "Chroot not enabled in this project.";
 pub const BAD_SIGNATURE: &str = "webhook signature does not verify";
 pub const MISSING_HEADER: &str = "missing webhook header";
 pub const BUILD_NOT_FOUND: &str = "No such build.";
+pub const NOT_UTF8: &str = "body is not UTF-8";
+pub const INTERNAL_ERROR: &str = "internal error";
 
 #[cfg(test)]
 mod tests {
@@ -133,7 +135,7 @@ mod tests {
 
     #[test]
     fn status_texts() {
-        assert_eq!(STATUS_CONTEXT, "ferrocopr/rpm-build");
+        assert_eq!(STATUS_CONTEXT, "copr/rpm-build");
         assert_eq!(
             srpm_failed(Some("SRPM build error")),
             "SRPM build failed: SRPM build error"

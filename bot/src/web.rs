@@ -4,7 +4,7 @@
 use crate::{BotState, texts};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
 use ferrocopr_schema::state::build_state;
 use ferrocopr_schema::task::SRPM_CHROOT;
@@ -29,7 +29,7 @@ pub fn public_host(public_url: &str) -> &str {
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "request failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    (StatusCode::INTERNAL_SERVER_ERROR, texts::INTERNAL_ERROR).into_response()
 }
 
 /// `GET /coprs/{owner}/{dir}/repo/{name_release}/dnf.repo?arch=…` (REFERENCE §3).
@@ -90,11 +90,27 @@ pub fn error_page(state: &BotState, status: StatusCode, message: &str) -> Respon
     page(state, status, "error.html", context)
 }
 
-/// `GET /coprs/build/{id}/`: the page commit statuses link to, with every log.
-pub async fn build_page(State(state): State<BotState>, Path(id): Path<i64>) -> Response {
+/// `GET /coprs/build/{id}/`: Copr's short link, redirected to the build's page.
+pub async fn build_by_id(State(state): State<BotState>, Path(id): Path<i64>) -> Response {
+    match state.db.build(BuildId(id)).await {
+        Ok(Some(build)) => Redirect::permanent(&format!(
+            "/coprs/{}/{}/build/{}/",
+            build.project.owner, build.dirname, build.id
+        ))
+        .into_response(),
+        Ok(None) => error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /coprs/{owner}/{dir}/build/{id}/`: the page commit statuses link to, with every log.
+pub async fn build_page(
+    State(state): State<BotState>,
+    Path((owner, dirname, id)): Path<(String, String, i64)>,
+) -> Response {
     let build = match state.db.build(BuildId(id)).await {
-        Ok(Some(build)) => build,
-        Ok(None) => return error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
+        Ok(Some(build)) if build.project.owner == owner && build.dirname == dirname => build,
+        Ok(_) => return error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
         Err(e) => return internal(e),
     };
     let chroots = match state.db.build_chroots(build.id).await {

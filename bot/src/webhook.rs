@@ -22,8 +22,15 @@ pub const BODY_LIMIT: usize = 5 * 1024 * 1024;
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
+    /// Refuses an empty secret: anyone can compute an HMAC under an empty key.
+    pub fn new(value: String) -> anyhow::Result<Secret> {
+        anyhow::ensure!(!value.is_empty(), "a secret must not be empty");
+        Ok(Secret(value))
+    }
+
+    /// The secret itself, for the one place that must send it (an API token header).
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -79,7 +86,7 @@ pub async fn github(State(state): State<BotState>, headers: HeaderMap, body: Byt
         return (StatusCode::OK, "pong").into_response();
     }
     let Ok(payload) = std::str::from_utf8(&body) else {
-        return error(StatusCode::BAD_REQUEST, "body is not UTF-8");
+        return error(StatusCode::BAD_REQUEST, texts::NOT_UTF8);
     };
     match state
         .db
@@ -97,7 +104,7 @@ pub async fn github(State(state): State<BotState>, headers: HeaderMap, body: Byt
         }
         Err(e) => {
             tracing::error!(error = %e, "recording a delivery failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            error(StatusCode::INTERNAL_SERVER_ERROR, texts::INTERNAL_ERROR)
         }
     }
 }
@@ -114,7 +121,11 @@ mod tests {
 
     #[test]
     fn signatures() {
-        let secrets = [Secret::new("old".into()), Secret::new("new".into())];
+        let secrets = [
+            Secret::new("old".into()).expect("secret"),
+            Secret::new("new".into()).expect("secret"),
+        ];
+        assert!(Secret::new(String::new()).is_err());
         let body = b"{\"zen\":\"x\"}";
         assert!(verify_github_signature(&secrets, body, &sign("old", body)));
         assert!(verify_github_signature(&secrets, body, &sign("new", body)));

@@ -32,7 +32,7 @@ pub struct RpmInfo {
 pub fn query(path: &Path) -> anyhow::Result<RpmInfo> {
     let out = output_of(
         Command::new("rpm")
-            .args(["-qp", "--qf", QUERY_FORMAT])
+            .args(["-qp", "--nosignature", "--qf", QUERY_FORMAT])
             .arg(path),
     )
     .with_context(|| format!("cannot read package {}", path.display()))?;

@@ -6,7 +6,7 @@
 use anyhow::Context;
 use ferrocopr_bot::BotState;
 use ferrocopr_bot::forge::{Forge, GitHub, LocalGit};
-use ferrocopr_bot::webhook::Secret;
+pub use ferrocopr_bot::webhook::Secret;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
 use ferrocopr_scheduler::Scheduler;
@@ -29,8 +29,10 @@ pub struct Config {
     /// The URL users and dnf reach this service at, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
     /// GitHub webhook secrets; any of them verifies a delivery, so a secret can be rotated.
-    pub github_webhook_secrets: Vec<String>,
-    pub github_token: Option<String>,
+    pub github_webhook_secrets: Vec<Secret>,
+    /// Without a token, `.copr.yaml` is read from local repositories and statuses are logged
+    /// (the quick start's mode).
+    pub github_token: Option<Secret>,
     /// The GitHub API base, `https://api.github.com` unless a test points it elsewhere.
     pub github_api_url: String,
     /// The program builders run: this binary, started as `<program> builder --task T --resultdir D`.
@@ -39,6 +41,21 @@ pub struct Config {
     pub local_builders: usize,
     /// The domain in signing keys' user ids (`…@copr.<domain>`).
     pub signer_domain: String,
+}
+
+/// The URL local builders reach this process at: the listening address itself, so they never
+/// depend on how (or whether) the public URL reaches back to this machine.
+fn internal_url(listener: &tokio::net::TcpListener) -> anyhow::Result<String> {
+    let mut address = listener.local_addr()?;
+    if address.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if address.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        address.set_ip(loopback);
+    }
+    Ok(format!("http://{address}"))
 }
 
 /// Runs every part until `shutdown` completes, serving HTTP on `listener`.
@@ -70,7 +87,7 @@ pub async fn run(
     ));
     let distgit = Arc::new(DistGit::new(data_dir.join("distgit")));
     let forge: Arc<dyn Forge> = match &config.github_token {
-        Some(token) => Arc::new(GitHub::new(&config.github_api_url, Some(token))?),
+        Some(token) => Arc::new(GitHub::new(&config.github_api_url, Some(token.expose()))?),
         None => {
             tracing::warn!(
                 "no GitHub token: reading .copr.yaml from local repositories, statuses to the log"
@@ -84,11 +101,7 @@ pub async fn run(
     let bot = BotState {
         db: db.clone(),
         forge,
-        github_secrets: config
-            .github_webhook_secrets
-            .iter()
-            .map(|s| Secret::new(s.clone()))
-            .collect(),
+        github_secrets: config.github_webhook_secrets.clone().into(),
         public_url: public_url.clone(),
         results_dir: results_dir.clone(),
         templates: Arc::new(ferrocopr_bot::templates()?),
@@ -107,7 +120,7 @@ pub async fn run(
         signer,
         distgit: Arc::clone(&distgit),
         publisher: Publisher::new(),
-        lookaside_url: format!("{public_url}/distgit/lookaside/pkgs"),
+        lookaside_url: format!("{}/distgit/lookaside/pkgs", internal_url(&listener)?),
         wake: scheduler_wake,
         changed: reporter_wake,
     };
@@ -115,7 +128,7 @@ pub async fn run(
     let app = ferrocopr_bot::app(bot.clone()).nest("/distgit", distgit.router());
     let stop = CancellationToken::new();
     let mut scheduler_task = tokio::spawn(scheduler.run(stop.clone()));
-    let workers = tokio::spawn(ferrocopr_bot::run_workers(bot, stop.clone()));
+    let mut workers = tokio::spawn(ferrocopr_bot::run_workers(bot, stop.clone()));
     tracing::info!(address = %listener.local_addr()?, %public_url, "ferrocopr is serving");
     let server_stop = stop.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -131,9 +144,15 @@ pub async fn run(
             Ok(Err(e)) => Err(e.context("scheduler")),
             Err(e) => Err(anyhow::Error::from(e).context("scheduler")),
         },
+        ended = &mut workers => match ended {
+            Ok(()) => Ok(()),
+            Err(e) => Err(anyhow::Error::from(e).context("bot workers")),
+        },
     };
     stop.cancel();
-    let _ = workers.await;
+    if !workers.is_finished() {
+        let _ = workers.await;
+    }
     if !scheduler_task.is_finished() {
         let _ = scheduler_task.await;
     }

@@ -2,10 +2,11 @@
 //! else lives here.
 
 use clap::{Parser, Subcommand};
+use ferrocopr_bot::webhook::Secret;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "ferrocopr",
     version,
@@ -16,7 +17,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Run every part in one process: bot, scheduler, local builders, DistGit, signer, publisher.
     Serve(ServeArgs),
@@ -31,7 +32,8 @@ enum Command {
     },
 }
 
-#[derive(Debug, clap::Args)]
+/// No `Debug`: it holds secrets.
+#[derive(clap::Args)]
 struct ServeArgs {
     /// Where the database, results, DistGit and keys live.
     #[arg(long, env = "FERROCOPR_DATA_DIR", default_value = "./ferrocopr-data")]
@@ -99,12 +101,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let public_url = args
         .public_url
         .unwrap_or_else(|| format!("http://{}", args.listen));
+    let secrets = args
+        .github_webhook_secret
+        .into_iter()
+        .map(Secret::new)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(|e| e.context("--github-webhook-secret"))?;
+    let token = args
+        .github_token
+        .map(Secret::new)
+        .transpose()
+        .map_err(|e| e.context("--github-token"))?;
     let config = ferrocopr::Config {
         data_dir: args.data_dir,
         database_url: args.database_url,
         public_url,
-        github_webhook_secrets: args.github_webhook_secret,
-        github_token: args.github_token,
+        github_webhook_secrets: secrets,
+        github_token: token,
         github_api_url: args.github_api_url,
         builder_program: std::env::current_exe()?,
         local_builders: args.local_builders,

@@ -7,6 +7,8 @@
 //! its errors are returned in full, never swallowed (copr#3163).
 
 use anyhow::{Context, bail};
+// Written by the builder, and kept by the backend only when the packages were also signed.
+use ferrocopr_schema::task::SUCCESS_FILE;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,13 +33,21 @@ impl Publisher {
         Arc::clone(locks.entry(dir.to_owned()).or_default())
     }
 
-    /// (Re)writes `chroot_dir/repodata` from every package below `chroot_dir`.
+    /// (Re)writes `chroot_dir/repodata` from the packages of the builds that succeeded: a build
+    /// directory counts only when it holds `success`, so the packages of a failed or
+    /// interrupted build never reach users.
     pub async fn publish_chroot(&self, chroot_dir: &Path) -> anyhow::Result<()> {
         let lock = self.lock_for(chroot_dir);
         let _guard = lock.lock().await;
+        let packages = published_packages(chroot_dir).await?;
+        let list = chroot_dir.join(".published-packages");
+        tokio::fs::write(&list, packages.join("\n") + "\n").await?;
         let update = chroot_dir.join("repodata/repomd.xml").exists();
         let mut cmd = Command::new("createrepo_c");
-        cmd.arg("--no-database").arg("--quiet");
+        cmd.arg("--no-database")
+            .arg("--quiet")
+            .arg("--pkglist")
+            .arg(&list);
         if update {
             cmd.arg("--update");
         }
@@ -65,9 +75,30 @@ impl Publisher {
         if tokio::fs::read(&path).await.is_ok_and(|old| old == armored) {
             return Ok(());
         }
-        let tmp = dir.join(".pubkey.gpg.tmp");
-        tokio::fs::write(&tmp, armored).await?;
-        tokio::fs::rename(&tmp, &path).await?;
+        // A temporary file of its own: two chroots of a project may publish at once.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, armored)?;
+        tmp.persist(&path)?;
         Ok(())
     }
+}
+
+/// Paths, relative to `chroot_dir`, of the packages in build directories that hold `success`.
+async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut packages = Vec::new();
+    let mut builds = tokio::fs::read_dir(chroot_dir).await?;
+    while let Some(build) = builds.next_entry().await? {
+        if !build.file_type().await?.is_dir() || !build.path().join(SUCCESS_FILE).exists() {
+            continue;
+        }
+        let mut files = tokio::fs::read_dir(build.path()).await?;
+        while let Some(file) = files.next_entry().await? {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".rpm") && file.file_type().await?.is_file() {
+                packages.push(format!("{}/{name}", build.file_name().to_string_lossy()));
+            }
+        }
+    }
+    packages.sort();
+    Ok(packages)
 }

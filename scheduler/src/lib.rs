@@ -9,12 +9,15 @@
 //! queued again, and imports that were under way are run again (imports are idempotent).
 
 pub mod host;
+mod reasons;
+
+use reasons::FailReason;
 
 use anyhow::Context;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
 use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot};
-use ferrocopr_schema::task::{BuilderTask, SRPM_CHROOT, TaskKind};
+use ferrocopr_schema::task::{BuilderTask, SRPM_CHROOT, SUCCESS_FILE, TaskKind};
 use ferrocopr_schema::{BuildId, Chroot, Db, Event, Part, State};
 use ferrocopr_signer::SignerClient;
 use ferrocopr_signer::rpm_header::sign_rpm;
@@ -28,6 +31,10 @@ use tracing::Instrument;
 
 /// How long a build may run when nothing else says (Copr's default, 5 hours).
 pub const DEFAULT_TIMEOUT_SECS: u64 = 5 * 3600;
+
+/// A task whose builder host fails is tried on at most this many hosts (REFERENCE §5); a
+/// failed build itself is never retried.
+pub const MAX_HOSTS: i64 = 3;
 
 /// How often the queue is looked at when nobody wakes the scheduler: the safety net for a
 /// lost wake-up, and what picks up requests written by another process.
@@ -240,14 +247,22 @@ impl Scheduler {
                 }
             }
             Ok(BuilderOutcome::Failed) => {
-                self.fail_source(build.id, State::Running, "SRPM build error")
+                self.fail_source(build.id, State::Running, FailReason::SrpmBuild.text())
                     .await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "builder lost; task queued again");
-                self.source(build.id, State::Running, Event::Requeue)
-                    .await?;
-                self.wake.notify_one();
+                let attempts = self.db.count_source_host_failure(build.id).await?;
+                if attempts >= MAX_HOSTS {
+                    tracing::error!(error = %e, attempts, "builder hosts keep failing; giving up");
+                    append_line(&result_dir, FailReason::NoBuilder.log_line()).await;
+                    self.fail_source(build.id, State::Running, FailReason::NoBuilder.text())
+                        .await;
+                } else {
+                    tracing::warn!(error = %e, attempts, "builder lost; task queued again");
+                    self.source(build.id, State::Running, Event::Requeue)
+                        .await?;
+                    self.wake.notify_one();
+                }
             }
         }
         Ok(())
@@ -257,13 +272,12 @@ impl Scheduler {
     async fn import(&self, build: Build) {
         let span = tracing::info_span!("import", build.id = %build.id);
         if let Err(e) = self.try_import(&build).instrument(span).await {
-            let reason = format!("SRPM import failed: {e:#}");
-            append_line(
-                &self.srpm_result_dir(&build),
-                &format!("==> error: {reason}"),
-            )
-            .await;
-            self.fail_source(build.id, State::Importing, &reason).await;
+            // The details (paths, tool output) go to the logs; the reason users see stays short.
+            tracing::error!(error = format!("{e:#}"), "SRPM import failed");
+            let line = format!("{} {e:#}", FailReason::Import.log_line());
+            append_line(&self.srpm_result_dir(&build), &line).await;
+            self.fail_source(build.id, State::Importing, FailReason::Import.text())
+                .await;
         }
         self.wake.notify_one();
     }
@@ -371,8 +385,10 @@ impl Scheduler {
                 {
                     Ok(()) => Event::Succeed,
                     Err(e) => {
-                        let line = format!("==> error: signing or publishing failed: {e:#}");
+                        let line = format!("{} {e:#}", FailReason::SignOrPublish.log_line());
                         append_line(&result_dir, &line).await;
+                        // Without `success` the publisher leaves these packages out of repodata.
+                        let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
                         Event::Fail
                     }
                 };
@@ -382,9 +398,19 @@ impl Scheduler {
                 self.chroot(chroot, State::Running, Event::Fail).await?;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "builder lost; task queued again");
-                self.chroot(chroot, State::Running, Event::Requeue).await?;
-                self.wake.notify_one();
+                let attempts = self
+                    .db
+                    .count_chroot_host_failure(chroot.build_id, &chroot.chroot)
+                    .await?;
+                if attempts >= MAX_HOSTS {
+                    tracing::error!(error = %e, attempts, "builder hosts keep failing; giving up");
+                    append_line(&result_dir, FailReason::NoBuilder.log_line()).await;
+                    self.chroot(chroot, State::Running, Event::Fail).await?;
+                } else {
+                    tracing::warn!(error = %e, attempts, "builder lost; task queued again");
+                    self.chroot(chroot, State::Running, Event::Requeue).await?;
+                    self.wake.notify_one();
+                }
             }
         }
         Ok(())

@@ -4,6 +4,7 @@
 //! request. The file is an API: unknown keys are refused, and every error names
 //! `.copr.yaml:LINE:COLUMN` so the packager sees where to fix it in the failed commit status.
 
+use crate::model::ProjectRef;
 use serde::Deserialize;
 
 /// The file name, as it appears in error messages and in the repository root.
@@ -130,7 +131,10 @@ fn validate(config: &CoprYaml, text: &str) -> Result<(), CoprYamlError> {
             "`chroots` must list at least one chroot".into(),
         ));
     }
-    for chroot in &config.chroots {
+    for (i, chroot) in config.chroots.iter().enumerate() {
+        if config.chroots[..i].contains(chroot) {
+            return Err(at_key("chroots", format!("`{chroot}` is listed twice")));
+        }
         if crate::model::Chroot::parse(chroot).is_none() {
             return Err(at_key(
                 "chroots",
@@ -138,7 +142,10 @@ fn validate(config: &CoprYaml, text: &str) -> Result<(), CoprYamlError> {
             ));
         }
     }
-    if config.spec.trim().is_empty() || config.spec.split('/').any(|c| c == "..") {
+    if config.spec.trim().is_empty()
+        || config.spec.starts_with('/')
+        || config.spec.split('/').any(|c| c == "..")
+    {
         return Err(at_key(
             "spec",
             "`spec` must be a path inside the repository".into(),
@@ -155,6 +162,47 @@ fn validate(config: &CoprYaml, text: &str) -> Result<(), CoprYamlError> {
         }
     }
     Ok(())
+}
+
+/// The project a repository's builds go to: `owner:` and `project:` from the file, else the
+/// repository's own owner and name. A repository may build only into its own owner's projects,
+/// so nobody can publish into someone else's repository by naming it in their file.
+pub fn project_for_repo(
+    config: &CoprYaml,
+    text: &str,
+    repo_owner: &str,
+    repo_name: &str,
+) -> Result<ProjectRef, CoprYamlError> {
+    let owner = config.owner.as_deref().unwrap_or(repo_owner);
+    let project = config.project.as_deref().unwrap_or(repo_name);
+    let (line, column) = key_position(text, "owner");
+    let error = |message: String| CoprYamlError {
+        line,
+        column,
+        message,
+    };
+    if !owner.eq_ignore_ascii_case(repo_owner) {
+        return Err(error(format!(
+            "owner `{owner}` is not this repository's owner; builds of it may go only to `{repo_owner}`"
+        )));
+    }
+    if !crate::model::is_valid_name(owner) {
+        return Err(error(format!(
+            "the owner name `{owner}` cannot be a Copr owner"
+        )));
+    }
+    if !crate::model::is_valid_name(project) {
+        let (line, column) = key_position(text, "project");
+        return Err(CoprYamlError {
+            line,
+            column,
+            message: format!("`{project}` cannot be a project name: set `project:` to one"),
+        });
+    }
+    Ok(ProjectRef {
+        owner: owner.to_owned(),
+        project: project.to_owned(),
+    })
 }
 
 /// Where a top-level key stands in the text (1-based), for errors found after parsing.
@@ -209,6 +257,31 @@ mod tests {
             e.to_string(),
             ".copr.yaml:1:1: `fedora` is not a chroot name like `fedora-41-x86_64`"
         );
+    }
+
+    #[test]
+    fn duplicate_chroot_and_absolute_spec_are_refused() {
+        let e = parse("chroots: [fedora-41-x86_64, fedora-41-x86_64]\nspec: a.spec\n")
+            .expect_err("must be refused");
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        let e =
+            parse("chroots: [fedora-41-x86_64]\nspec: /etc/passwd\n").expect_err("must be refused");
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn project_is_bound_to_the_repository_owner() {
+        let text = "chroots: [fedora-41-x86_64]\nspec: a.spec\nowner: bob\n";
+        let config = parse(text).expect("valid");
+        let e = project_for_repo(&config, text, "mallory", "x").expect_err("must be refused");
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.message.contains("may go only to `mallory`"), "{e}");
+        let own = project_for_repo(&config, text, "Bob", "tool").expect("own owner");
+        assert_eq!((own.owner.as_str(), own.project.as_str()), ("bob", "tool"));
+        let text = "chroots: [fedora-41-x86_64]\nspec: a.spec\n";
+        let config = parse(text).expect("valid");
+        let e = project_for_repo(&config, text, "alice", "..").expect_err("must be refused");
+        assert!(e.message.contains("set `project:`"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
 use crate::model::{BuildId, BuildSource, ForgeOrigin, ProjectRef};
-use crate::state::{State, Transition};
+use crate::state::{Event, Part, State, Transition};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +20,14 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Transition(#[from] crate::state::InvalidTransition),
+    #[error("{method} takes a transition to {expected}, not {got}")]
+    WrongTransition {
+        method: &'static str,
+        expected: State,
+        got: State,
+    },
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -155,7 +163,49 @@ fn chroot_from_row(row: &AnyRow) -> DbResult<BuildChroot> {
     })
 }
 
+fn expect_target(method: &'static str, t: Transition, expected: State) -> DbResult<()> {
+    if t.to() == expected {
+        Ok(())
+    } else {
+        Err(DbError::WrongTransition {
+            method,
+            expected,
+            got: t.to(),
+        })
+    }
+}
+
+/// Moves every chroot of a build that is still in `t.from()`, in a transaction.
+async fn move_waiting_chroots(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: BuildId,
+    t: Transition,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4",
+    )
+    .bind(t.to().name())
+    .bind(now())
+    .bind(id.0)
+    .bind(t.from().name())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 const CHROOT_COLUMNS: &str = "build_id, chroot, state, git_hash, started_on, ended_on";
+
+/// The migrations for a backend; `sqlite` picks SQLite's dialect.
+pub fn migrator(sqlite: bool) -> sqlx::migrate::Migrator {
+    if sqlite {
+        sqlx::migrate!("./migrations/sqlite")
+    } else {
+        sqlx::migrate!("./migrations/postgres")
+    }
+}
+
+/// After this many failed attempts a delivery is given up (and its failure recorded).
+pub const MAX_DELIVERY_ATTEMPTS: i64 = 8;
 
 impl Db {
     /// Connects to `sqlite://…` or `postgres://…` and applies the migrations.
@@ -175,10 +225,8 @@ impl Db {
             sqlx::query("PRAGMA foreign_keys = ON")
                 .execute(&pool)
                 .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        } else {
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         }
+        migrator(sqlite).run(&pool).await?;
         Ok(Db { pool })
     }
 
@@ -214,8 +262,9 @@ impl Db {
     pub async fn next_unhandled_delivery(&self) -> DbResult<Option<Delivery>> {
         let row = sqlx::query(
             "SELECT id, forge, event, payload FROM deliveries WHERE processed_on IS NULL \
-             ORDER BY id LIMIT 1",
+             AND (next_attempt_on IS NULL OR next_attempt_on <= $1) ORDER BY id LIMIT 1",
         )
+        .bind(now())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -237,6 +286,36 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Puts a delivery that failed internally aside for a while, doubling the wait each time
+    /// (from `first_delay_secs`); after [`MAX_DELIVERY_ATTEMPTS`] it is given up with `error`
+    /// as its outcome. Returns true when it was given up.
+    pub async fn defer_delivery(
+        &self,
+        id: i64,
+        error: &str,
+        first_delay_secs: i64,
+    ) -> DbResult<bool> {
+        let attempts: i64 = sqlx::query(
+            "UPDATE deliveries SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        if attempts >= MAX_DELIVERY_ATTEMPTS {
+            self.finish_delivery(id, &format!("gave up after {attempts} attempts: {error}"))
+                .await?;
+            return Ok(true);
+        }
+        let delay = first_delay_secs.saturating_mul(1 << attempts.min(16));
+        sqlx::query("UPDATE deliveries SET next_attempt_on = $1 WHERE id = $2")
+            .bind(now() + delay)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(false)
     }
 
     /// How many deliveries were recorded; for tests and the status page.
@@ -493,6 +572,7 @@ impl Db {
 
     /// Fails the source part and every chroot still waiting for it, with a reason for the user.
     pub async fn fail_source(&self, id: BuildId, t: Transition, reason: &str) -> DbResult<bool> {
+        expect_target("fail_source", t, State::Failed)?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE builds SET source_state = $1, fail_reason = $2, ended_on = $3 \
@@ -508,17 +588,35 @@ impl Db {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4",
-        )
-        .bind(State::Failed.name())
-        .bind(now())
-        .bind(id.0)
-        .bind(State::Waiting.name())
-        .execute(&mut *tx)
-        .await?;
+        let fail = State::Waiting.next(Part::Chroot, Event::Fail)?;
+        move_waiting_chroots(&mut tx, id, fail).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Counts a builder-host failure of the source part; returns how many there were.
+    pub async fn count_source_host_failure(&self, id: BuildId) -> DbResult<i64> {
+        Ok(sqlx::query(
+            "UPDATE builds SET source_attempts = source_attempts + 1 WHERE id = $1 \
+             RETURNING source_attempts",
+        )
+        .bind(id.0)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// Counts a builder-host failure of one chroot; returns how many there were.
+    pub async fn count_chroot_host_failure(&self, id: BuildId, chroot: &str) -> DbResult<i64> {
+        Ok(sqlx::query(
+            "UPDATE build_chroots SET attempts = attempts + 1 \
+             WHERE build_id = $1 AND chroot = $2 RETURNING attempts",
+        )
+        .bind(id.0)
+        .bind(chroot)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
     }
 
     /// Ends the import: the source part succeeds and each imported chroot is queued with the
@@ -531,6 +629,7 @@ impl Db {
         pkg_version: &str,
         imported: &[ImportedChroot],
     ) -> DbResult<bool> {
+        expect_target("finish_import", t, State::Succeeded)?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE builds SET source_state = $1, pkg_name = $2, pkg_version = $3 \
@@ -546,28 +645,23 @@ impl Db {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
+        let queue = State::Waiting.next(Part::Chroot, Event::Queue)?;
         for chroot in imported {
             sqlx::query(
                 "UPDATE build_chroots SET state = $1, git_hash = $2 \
                  WHERE build_id = $3 AND chroot = $4 AND state = $5",
             )
-            .bind(State::Pending.name())
+            .bind(queue.to().name())
             .bind(&chroot.git_hash)
             .bind(id.0)
             .bind(&chroot.chroot)
-            .bind(State::Waiting.name())
+            .bind(queue.from().name())
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "UPDATE build_chroots SET state = $1, ended_on = $2 WHERE build_id = $3 AND state = $4",
-        )
-        .bind(State::Skipped.name())
-        .bind(now())
-        .bind(id.0)
-        .bind(State::Waiting.name())
-        .execute(&mut *tx)
-        .await?;
+        // What the import did not queue is ruled out for this package.
+        let skip = State::Waiting.next(Part::Chroot, Event::Skip)?;
+        move_waiting_chroots(&mut tx, id, skip).await?;
         tx.commit().await?;
         Ok(true)
     }

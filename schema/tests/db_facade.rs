@@ -8,11 +8,13 @@ use ferrocopr_schema::db::{BuildRequest, ImportedChroot};
 use ferrocopr_schema::{BuildSource, Db, Event, Part, ProjectRef, State};
 use sqlx::Connection;
 
-async fn fresh_postgres() -> String {
-    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-    let mut conn = sqlx::PgConnection::connect(admin)
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A new, empty database; returns its URL and name.
+async fn fresh_postgres() -> (String, String) {
+    let mut conn = sqlx::PgConnection::connect(ADMIN_URL)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin}: {e}"));
+        .unwrap_or_else(|e| panic!("PostgreSQL is required at {ADMIN_URL}: {e}"));
     let name = format!(
         "ferrocopr_schema_{}_{}",
         std::process::id(),
@@ -25,7 +27,80 @@ async fn fresh_postgres() -> String {
         .execute(&mut conn)
         .await
         .expect("create database");
-    format!("postgres://postgres@127.0.0.1:5432/{name}")
+    (format!("postgres://postgres@127.0.0.1:5432/{name}"), name)
+}
+
+async fn drop_postgres(name: &str) {
+    let mut conn = sqlx::PgConnection::connect(ADMIN_URL)
+        .await
+        .expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("drop database");
+}
+
+/// Rows written under the first migration survive the later ones and read back through the
+/// facade, with the new columns' defaults.
+async fn migrations_keep_old_rows(url: &str, sqlite: bool) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("connect");
+    let mut first = ferrocopr_schema::db::migrator(sqlite);
+    first.migrations = std::borrow::Cow::Owned(first.migrations[..1].to_vec());
+    first.run(&pool).await.expect("first migration");
+    for statement in [
+        "INSERT INTO projects (owner, name, created_on) VALUES ('alice', 'hello', 1)",
+        "INSERT INTO copr_dirs (project_id, name) VALUES (1, 'hello')",
+        "INSERT INTO builds (copr_dir_id, submitter, source_json, source_state, submitted_on) \
+         VALUES (1, 'alice', '{\"method\":\"scm\",\"clone_url\":\"file:///x\",\"committish\":\"abc\",\"spec\":\"a.spec\"}', 'pending', 1)",
+        "INSERT INTO build_chroots (build_id, chroot, state) VALUES (1, 'fedora-41-x86_64', 'waiting')",
+        "INSERT INTO deliveries (forge, delivery_id, event, payload, received_on) VALUES ('github', 'd0', 'push', '{}', 1)",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect(statement);
+    }
+    pool.close().await;
+
+    let db = Db::connect(url).await.expect("migrate the rest");
+    let build = db
+        .build(ferrocopr_schema::BuildId(1))
+        .await
+        .expect("read")
+        .expect("the old build");
+    assert_eq!(build.source_state, State::Pending);
+    assert_eq!(
+        db.count_source_host_failure(build.id).await.expect("count"),
+        1
+    );
+    assert_eq!(
+        db.count_chroot_host_failure(build.id, "fedora-41-x86_64")
+            .await
+            .expect("count"),
+        1
+    );
+    let delivery = db
+        .next_unhandled_delivery()
+        .await
+        .expect("read")
+        .expect("the old delivery");
+    assert!(
+        !db.defer_delivery(delivery.id, "forge down", 60)
+            .await
+            .expect("defer")
+    );
+    assert!(
+        db.next_unhandled_delivery().await.expect("read").is_none(),
+        "a deferred delivery waits"
+    );
+    db.close().await;
 }
 
 fn request(trigger: &str) -> BuildRequest {
@@ -155,7 +230,25 @@ async fn facade_on_sqlite() {
 
 #[tokio::test]
 async fn facade_on_postgres() {
-    let url = fresh_postgres().await;
+    let (url, name) = fresh_postgres().await;
     facade_script(Db::connect(&url).await.expect("connect")).await;
     Db::connect(&url).await.expect("reopen").close().await;
+    drop_postgres(&name).await;
+}
+
+#[tokio::test]
+async fn migrations_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("db.sqlite").display()
+    );
+    migrations_keep_old_rows(&url, true).await;
+}
+
+#[tokio::test]
+async fn migrations_on_postgres() {
+    let (url, name) = fresh_postgres().await;
+    migrations_keep_old_rows(&url, false).await;
+    drop_postgres(&name).await;
 }

@@ -91,8 +91,12 @@ impl TestEnv {
             data_dir: data_dir.clone(),
             database_url: postgres.as_ref().map(|p| p.url.clone()),
             public_url: public_url.clone(),
-            github_webhook_secrets: vec![webhook::SECRET.to_owned()],
-            github_token: Some(fake_github::TOKEN.to_owned()),
+            github_webhook_secrets: vec![
+                ferrocopr::Secret::new(webhook::SECRET.to_owned()).expect("test secret"),
+            ],
+            github_token: Some(
+                ferrocopr::Secret::new(fake_github::TOKEN.to_owned()).expect("test token"),
+            ),
             github_api_url: github.url().to_owned(),
             builder_program,
             local_builders: 2,

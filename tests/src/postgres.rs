@@ -1,6 +1,7 @@
-//! A fresh PostgreSQL database per test, on the server the README's test command sets up
-//! (127.0.0.1:5432, user postgres, trust auth). Unreachable PostgreSQL fails the test: a skipped
-//! PostgreSQL run would look green while proving nothing.
+//! A fresh PostgreSQL database per test, on the server at 127.0.0.1:5432 (user postgres, trust
+//! auth) that the README's test command makes sure of with `scripts/ensure-postgres.sh`.
+//! Unreachable PostgreSQL fails the test: a skipped PostgreSQL run would look green while
+//! proving nothing.
 
 use sqlx::Connection as _;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,7 +25,7 @@ async fn admin() -> sqlx::PgConnection {
             panic!(
                 "PostgreSQL is unreachable at {ADMIN_URL} ({e}). The PostgreSQL variants of the \
              end-to-end tests need a server on 127.0.0.1:5432 with user postgres and trust \
-             auth; the README's test command sets one up."
+             auth; the README's test command (scripts/ensure-postgres.sh) sets one up."
             )
         })
 }

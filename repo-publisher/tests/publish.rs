@@ -1,0 +1,90 @@
+//! Publishing a chroot: only builds that succeeded reach the repodata, and `pubkey.gpg` is
+//! written beside it. Uses the real rpmbuild and createrepo_c (they must be installed).
+
+use ferrocopr_repo_publisher::Publisher;
+use std::path::Path;
+use std::process::Command;
+
+fn build_rpm(name: &str, into: &Path) {
+    let spec = into.join(format!("{name}.spec"));
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: 1\nRelease: 1\nSummary: s\nLicense: MIT\nBuildArch: noarch\n\
+             %description\nd\n%files\n"
+        ),
+    )
+    .expect("write spec");
+    let out = Command::new("rpmbuild")
+        .args(["-bb", "--nodeps", "--define"])
+        .arg(format!("_topdir {}", into.join("top").display()))
+        .arg("--define")
+        .arg(format!("_rpmdir {}", into.display()))
+        .args(["--define", "_build_name_fmt %%{NAME}.rpm"])
+        .arg(&spec)
+        .output()
+        .expect("rpmbuild must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(spec).expect("remove spec");
+    std::fs::remove_dir_all(into.join("top")).expect("remove topdir");
+}
+
+fn primary_xml(chroot: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("zcat \"$1\"/repodata/*-primary.xml.gz")
+        .arg("sh")
+        .arg(chroot)
+        .output()
+        .expect("zcat");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn only_succeeded_builds_are_published() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let chroot = tmp.path().join("alice/hello/fedora-41-x86_64");
+    let good = chroot.join("00000001-good");
+    let bad = chroot.join("00000002-bad");
+    for dir in [&good, &bad] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+    }
+    build_rpm("good", &good);
+    build_rpm("bad", &bad);
+    std::fs::write(good.join("success"), "").expect("success");
+
+    let publisher = Publisher::new();
+    publisher.publish_chroot(&chroot).await.expect("publish");
+    let primary = primary_xml(&chroot);
+    assert!(primary.contains("<name>good</name>"), "{primary}");
+    assert!(
+        !primary.contains("<name>bad</name>"),
+        "a failed build was published: {primary}"
+    );
+
+    // A second publish after the other build succeeds picks it up.
+    std::fs::write(bad.join("success"), "").expect("success");
+    publisher
+        .publish_chroot(&chroot)
+        .await
+        .expect("publish again");
+    assert!(primary_xml(&chroot).contains("<name>bad</name>"));
+
+    let project = tmp.path().join("alice/hello");
+    publisher
+        .publish_pubkey(&project, b"KEY")
+        .await
+        .expect("pubkey");
+    publisher
+        .publish_pubkey(&project, b"KEY")
+        .await
+        .expect("pubkey again");
+    assert_eq!(
+        std::fs::read(project.join("pubkey.gpg")).expect("read"),
+        b"KEY"
+    );
+}
