@@ -14,10 +14,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::command::run_logged;
-use crate::paths::is_safe_name;
 use crate::sources::{self, SOURCES_FILE, SourceEntry};
 use crate::srpm::{define, topdir_defines};
 use crate::{git, rpm};
+use ferrocopr_schema::model::{NameRule, is_valid_dirname, is_valid_name, is_valid_package_name};
 
 /// A lookaside server that does not even accept the connection in this time is down; a slow
 /// download itself is bounded by the task's timeout, which the scheduler enforces.
@@ -37,13 +37,14 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
     };
     // These end up in lookaside URLs and rpm macro values, where `/` or `%` would change
     // their meaning.
-    for (what, value) in [
-        ("owner", &task.project_owner),
-        ("project", &task.project_name),
-        ("project dirname", &task.project_dirname),
-        ("package", package_name),
-    ] {
-        ensure!(is_safe_name(value), "invalid {what} name {value:?}");
+    let checks: [(&str, &str, NameRule); 4] = [
+        ("owner", &task.project_owner, is_valid_name),
+        ("project", &task.project_name, is_valid_name),
+        ("project dirname", &task.project_dirname, is_valid_dirname),
+        ("package", package_name, is_valid_package_name),
+    ];
+    for (what, value, valid) in checks {
+        ensure!(valid(value), "invalid {what} name {value:?}");
     }
     ensure!(
         dist.chars()

@@ -4,17 +4,6 @@
 
 use std::path::{Component, Path, PathBuf};
 
-/// Owners, CoprDir names and package names as they appear in DistGit paths and lookaside URLs:
-/// letters, digits and `-_.:` (`:` for CoprDirs such as `project:pr:12`), no leading dot.
-pub fn is_safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
 /// A file name that stays in its directory: not empty, no `/`, not `.` or `..`, no NUL.
 pub fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty()
@@ -74,19 +63,6 @@ pub fn resolve_inside(base: &Path, rel: &Path) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn safe_names() {
-        assert!(is_safe_name("alice"));
-        assert!(is_safe_name("hello:pr:12"));
-        assert!(is_safe_name("python3.12-foo_bar"));
-        assert!(!is_safe_name(""));
-        assert!(!is_safe_name(".git"));
-        assert!(!is_safe_name("a/b"));
-        assert!(!is_safe_name(".."));
-        assert!(!is_safe_name("a b"));
-        assert!(!is_safe_name("%{buildroot}"));
-    }
 
     #[test]
     fn plain_file_names() {

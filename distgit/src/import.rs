@@ -6,10 +6,11 @@
 //! the same SRPM again, say after a lost acknowledgement, is a no-op that answers the same.
 
 use anyhow::{Context as _, bail, ensure};
-use ferrocopr_builder::paths::{is_plain_file_name, is_safe_name};
+use ferrocopr_builder::paths::is_plain_file_name;
 use ferrocopr_builder::rpm;
 use ferrocopr_builder::sources::{self, SOURCES_FILE, SourceEntry};
 use ferrocopr_schema::model::ProjectRef;
+use ferrocopr_schema::model::{NameRule, is_valid_dirname, is_valid_name, is_valid_package_name};
 use git2::{ErrorCode, Oid, Reference, Repository, RepositoryInitOptions, Signature};
 use std::path::{Path, PathBuf};
 
@@ -49,12 +50,13 @@ pub(crate) fn import(
     branches: &[String],
 ) -> anyhow::Result<Import> {
     // These become directories; anything else could escape `repos`.
-    for (what, value) in [
-        ("owner", project.owner.as_str()),
-        ("project", project.project.as_str()),
-        ("directory", dirname),
-    ] {
-        ensure!(is_safe_name(value), "invalid {what} name {value:?}");
+    let checks: [(&str, &str, NameRule); 3] = [
+        ("owner", &project.owner, is_valid_name),
+        ("project", &project.project, is_valid_name),
+        ("directory", dirname, is_valid_dirname),
+    ];
+    for (what, value, valid) in checks {
+        ensure!(valid(value), "invalid {what} name {value:?}");
     }
     ensure!(
         dirname == project.project || dirname.starts_with(&format!("{}:", project.project)),
@@ -63,7 +65,7 @@ pub(crate) fn import(
     ensure!(!branches.is_empty(), "no branch to import into");
     for branch in branches {
         ensure!(
-            is_safe_name(branch) && Reference::is_valid_name(&format!("refs/heads/{branch}")),
+            is_valid_name(branch) && Reference::is_valid_name(&format!("refs/heads/{branch}")),
             "invalid branch name {branch:?}"
         );
     }
@@ -72,7 +74,7 @@ pub(crate) fn import(
     ensure!(info.is_source, "{} is not a source RPM", srpm.display());
     let nevra = info.nevra;
     ensure!(
-        is_safe_name(&nevra.name),
+        is_valid_package_name(&nevra.name),
         "invalid package name {:?} in {}",
         nevra.name,
         srpm.display()

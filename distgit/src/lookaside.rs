@@ -12,8 +12,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ferrocopr_builder::paths::{is_plain_file_name, is_safe_name};
+use ferrocopr_builder::paths::is_plain_file_name;
 use ferrocopr_builder::sources::{copy_hashing, is_sha512_hex, sha512_of_file};
+use ferrocopr_schema::model::{is_valid_dirname, is_valid_name, is_valid_package_name};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -125,10 +126,12 @@ async fn get_blob(
         )
             .into_response();
     }
-    if ![&owner, &dir, &pkg].iter().all(|n| is_safe_name(n))
-        || !is_plain_file_name(&file)
-        || file != filename
-    {
+    let well_formed = is_valid_name(&owner)
+        && is_valid_dirname(&dir)
+        && is_valid_package_name(&pkg)
+        && is_plain_file_name(&file)
+        && file == filename;
+    if !well_formed {
         return (StatusCode::BAD_REQUEST, "malformed lookaside path\n").into_response();
     }
     let read = {

@@ -114,15 +114,11 @@ impl Scheduler {
         if let Some(build) = self.db.next_pending_source().await? {
             let t = build.source_state.next(Part::Source, Event::Start)?;
             if self.db.move_source(build.id, t).await? {
-                self.changed.notify_one();
-                let this = Arc::clone(self);
                 let span = tracing::info_span!("srpm", build.id = %build.id);
-                tokio::spawn(
-                    async move {
-                        this.run_srpm(build).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
+                self.spawn_task(
+                    permit,
+                    span,
+                    |this| async move { this.run_srpm(build).await },
                 );
             }
             return Ok(true);
@@ -134,20 +130,37 @@ impl Scheduler {
                 .move_chroot(chroot.build_id, &chroot.chroot, t)
                 .await?
             {
-                self.changed.notify_one();
-                let this = Arc::clone(self);
                 let span = tracing::info_span!("rpm", build.id = %chroot.build_id, chroot = %chroot.chroot);
-                tokio::spawn(
-                    async move {
-                        this.run_rpm(chroot).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
+                self.spawn_task(
+                    permit,
+                    span,
+                    |this| async move { this.run_rpm(chroot).await },
                 );
             }
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Runs a claimed task in the background, holding its builder slot until it ends.
+    fn spawn_task<F, Fut>(
+        self: &Arc<Self>,
+        permit: OwnedSemaphorePermit,
+        span: tracing::Span,
+        task: F,
+    ) where
+        F: FnOnce(Arc<Self>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.changed.notify_one();
+        let work = task(Arc::clone(self));
+        tokio::spawn(
+            async move {
+                work.await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
 
     fn dir_of(&self, build: &Build) -> PathBuf {

@@ -23,14 +23,35 @@ impl fmt::Display for BuildId {
     }
 }
 
-/// Names of owners, projects and packages: what may appear in a path and a repo id.
+/// One of the name checks below, for code that checks several names in a table.
+pub type NameRule = fn(&str) -> bool;
+
+/// Names of owners and projects (and DistGit branches): what may appear in a result path, a
+/// DistGit path and a repo id without escaping or quoting.
 pub fn is_valid_name(name: &str) -> bool {
+    is_name_with(name, &['-', '_', '.'])
+}
+
+/// Package names: as owner names, plus `+` (`libstdc++`, `gtk+`), which RPM allows.
+pub fn is_valid_package_name(name: &str) -> bool {
+    is_name_with(name, &['-', '_', '.', '+'])
+}
+
+/// CoprDir names: the project's name, or it followed by `:`-separated parts (`hello:pr:12`,
+/// `hello:custom:x`).
+pub fn is_valid_dirname(name: &str) -> bool {
+    name.split(':').all(is_valid_name)
+}
+
+/// Not empty, at most 100 characters, no leading dot (no `.`, `..` or hidden files), and only
+/// ASCII letters, digits and `extra`.
+fn is_name_with(name: &str, extra: &[char]) -> bool {
     !name.is_empty()
         && name.len() <= 100
         && !name.starts_with('.')
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
 }
 
 /// An owner and a project: the unit that owns a signing key and a set of chroots.
@@ -162,6 +183,15 @@ mod tests {
         assert!(is_valid_name("hello-world_1.0"));
         assert!(!is_valid_name("../x"));
         assert!(!is_valid_name(""));
+        assert!(!is_valid_name(".git"));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name("%{buildroot}"));
+        assert!(!is_valid_name("hello:pr:12"));
+        assert!(is_valid_dirname("hello:pr:12"));
+        assert!(!is_valid_dirname("hello:"));
+        assert!(!is_valid_dirname("hello:.."));
+        assert!(is_valid_package_name("libstdc++"));
+        assert!(!is_valid_name("libstdc++"));
         assert_eq!(BuildId(42).padded(), "00000042");
     }
 }

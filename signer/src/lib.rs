@@ -55,15 +55,24 @@ impl LocalSigner {
     }
 }
 
+impl LocalSigner {
+    /// Runs key work off the async threads: RSA operations take milliseconds to seconds.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        project: &ProjectRef,
+        work: impl FnOnce(&keys::KeyStore, &ProjectRef) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let store = Arc::clone(&self.store);
+        let project = project.clone();
+        tokio::task::spawn_blocking(move || work(&store, &project)).await?
+    }
+}
+
 #[async_trait]
 impl SignerClient for LocalSigner {
     async fn public_key(&self, project: &ProjectRef) -> Result<Vec<u8>, SignError> {
-        let store = Arc::clone(&self.store);
-        let p = project.clone();
-        tokio::task::spawn_blocking(move || store.public_key(&p))
+        self.blocking(project, |store, p| store.public_key(p))
             .await
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r)
             .map_err(|source| SignError::Key {
                 project: project.clone(),
                 source,
@@ -71,12 +80,8 @@ impl SignerClient for LocalSigner {
     }
 
     async fn sign(&self, project: &ProjectRef, data: Vec<u8>) -> Result<Vec<u8>, SignError> {
-        let store = Arc::clone(&self.store);
-        let p = project.clone();
-        tokio::task::spawn_blocking(move || store.sign(&p, &data))
+        self.blocking(project, move |store, p| store.sign(p, &data))
             .await
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r)
             .map_err(|source| SignError::Sign {
                 project: project.clone(),
                 source,
