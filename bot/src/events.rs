@@ -7,7 +7,7 @@
 
 use crate::forge::{CommitState, RepoRef};
 use crate::{BotState, texts};
-use ferrocopr_schema::copr_yaml::{self, FILE_NAME};
+use ferrocopr_schema::copr_yaml::{self, FILE_NAME, Trigger};
 use ferrocopr_schema::db::{BuildRequest, Delivery};
 use ferrocopr_schema::{BuildSource, ForgeOrigin};
 use serde::Deserialize;
@@ -24,7 +24,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// What a delivery came to, recorded with it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Built(i64),
+    Built(Vec<i64>),
     Ignored(String),
     ConfigError(String),
 }
@@ -32,7 +32,7 @@ pub enum Outcome {
 impl Outcome {
     fn describe(&self) -> String {
         match self {
-            Outcome::Built(id) => format!("build {id}"),
+            Outcome::Built(ids) => format!("builds {ids:?}"),
             Outcome::Ignored(why) => format!("ignored: {why}"),
             Outcome::ConfigError(e) => format!("config error: {e}"),
         }
@@ -61,6 +61,63 @@ struct Repository {
     clone_url: String,
     default_branch: Option<String>,
     owner: Owner,
+}
+
+impl Repository {
+    fn owner_name(&self) -> String {
+        self.owner
+            .login
+            .clone()
+            .or_else(|| self.owner.name.clone())
+            .unwrap_or_else(|| {
+                self.full_name
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+    }
+}
+
+/// The parts of GitHub's `pull_request` payload we use.
+#[derive(Debug, Deserialize)]
+struct PullRequestEvent {
+    action: String,
+    number: u64,
+    pull_request: PullRequest,
+    /// The base repository, where statuses go.
+    repository: Repository,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullRequest {
+    head: Head,
+    base: Base,
+    user: User,
+}
+
+#[derive(Debug, Deserialize)]
+struct Base {
+    #[serde(rename = "ref")]
+    git_ref: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Head {
+    sha: String,
+    /// `null` when the fork was deleted.
+    repo: Option<HeadRepository>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HeadRepository {
+    full_name: String,
+    clone_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct User {
+    login: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,102 +184,198 @@ pub async fn run(state: BotState, shutdown: CancellationToken) {
 }
 
 async fn handle(state: &BotState, delivery: &Delivery) -> anyhow::Result<Outcome> {
-    match (delivery.forge.as_str(), delivery.event.as_str()) {
-        ("github", "push") => {
-            let push: Push = match serde_json::from_str(&delivery.payload) {
-                Ok(push) => push,
-                Err(e) => return Ok(Outcome::Ignored(format!("unreadable push payload: {e}"))),
-            };
-            handle_push(state, delivery, push).await
+    let event = match (delivery.forge.as_str(), delivery.event.as_str()) {
+        ("github", "push") => match serde_json::from_str::<Push>(&delivery.payload) {
+            Ok(push) => push_event(push),
+            Err(e) => Err(format!("unreadable push payload: {e}")),
+        },
+        ("github", "pull_request") => {
+            match serde_json::from_str::<PullRequestEvent>(&delivery.payload) {
+                Ok(pr) => pull_request_event(pr),
+                Err(e) => Err(format!("unreadable pull_request payload: {e}")),
+            }
         }
-        (forge, event) => Ok(Outcome::Ignored(format!(
-            "{forge} event {event} needs no action"
-        ))),
+        (forge, event) => Err(format!("{forge} event {event} needs no action")),
+    };
+    match event {
+        Ok(event) => build_for(state, delivery, event).await,
+        Err(why) => Ok(Outcome::Ignored(why)),
     }
 }
 
-async fn handle_push(state: &BotState, delivery: &Delivery, push: Push) -> anyhow::Result<Outcome> {
+/// A forge event that asks for a build, whatever its forge and kind.
+#[derive(Debug)]
+struct ForgeEvent {
+    /// The repository the build is reported to (the PR's base repository).
+    repo: RepoRef,
+    repo_owner: String,
+    repo_name: String,
+    /// Where the sources are cloned from (a PR's head repository).
+    clone_url: String,
+    sha: String,
+    submitter: String,
+    /// What happened, for `.copr.yaml`'s jobs: a push to a branch, a pull request against a
+    /// target branch, or a tag.
+    trigger: Trigger,
+    /// The branch, the pull request's target branch, or the tag.
+    name: String,
+    default_branch: String,
+    /// `Some(n)` for pull request `n`: it builds into the CoprDir `<project>:pr:<n>`.
+    pull_request: Option<u64>,
+    /// A pull request from another repository: it may not build into this project (no project
+    /// setting allows forks yet).
+    from_fork: Option<String>,
+}
+
+fn push_event(push: Push) -> Result<ForgeEvent, String> {
     if push.deleted {
-        return Ok(Outcome::Ignored("branch or tag deleted".into()));
+        return Err("branch or tag deleted".into());
     }
-    let Some(branch) = push.git_ref.strip_prefix("refs/heads/") else {
-        return Ok(Outcome::Ignored(format!(
-            "{} is not a branch",
-            push.git_ref
-        )));
+    let (trigger, name) = if let Some(branch) = push.git_ref.strip_prefix("refs/heads/") {
+        (Trigger::Push, branch.to_owned())
+    } else if let Some(tag) = push.git_ref.strip_prefix("refs/tags/") {
+        (Trigger::Tag, tag.to_owned())
+    } else {
+        return Err(format!("{} is neither a branch nor a tag", push.git_ref));
     };
-    let repo = &push.repository;
-    if repo.default_branch.as_deref().is_some_and(|d| d != branch) {
-        return Ok(Outcome::Ignored(format!(
-            "{branch} is not the default branch"
-        )));
-    }
-    let sha = &push.after;
-    let repo_ref = RepoRef {
-        full_name: repo.full_name.clone(),
-        clone_url: repo.clone_url.clone(),
-    };
-    let Some(text) = state.forge.read_file_at(&repo_ref, sha, FILE_NAME).await? else {
-        return Ok(Outcome::Ignored(format!("no {FILE_NAME} at {sha}")));
-    };
-    let repo_owner = repo
-        .owner
-        .login
-        .clone()
-        .or_else(|| repo.owner.name.clone())
-        .unwrap_or_else(|| {
-            repo.full_name
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        });
-    let resolved = copr_yaml::parse(&text).and_then(|config| {
-        let project = copr_yaml::project_for_repo(&config, &text, &repo_owner, &repo.name)?;
-        Ok((config, project))
-    });
-    let (config, project) = match resolved {
-        Ok(resolved) => resolved,
-        Err(e) => {
-            let message = e.to_string();
-            let status = texts::status(CommitState::Failure, &message, None);
-            state
-                .forge
-                .set_status(&repo.full_name, sha, &status)
-                .await?;
-            return Ok(Outcome::ConfigError(message));
-        }
-    };
+    let repo = push.repository;
     let submitter = push
         .sender
         .and_then(|s| s.login)
         .or_else(|| push.pusher.and_then(|p| p.name))
         .unwrap_or_else(|| "github".to_owned());
-    let request = BuildRequest {
-        dirname: project.project.clone(),
-        project,
-        chroots: config.chroots,
-        submitter,
-        source: BuildSource::Scm {
-            clone_url: repo.clone_url.clone(),
-            committish: sha.clone(),
-            spec: config.spec,
+    Ok(ForgeEvent {
+        repo_owner: repo.owner_name(),
+        repo_name: repo.name.clone(),
+        clone_url: repo.clone_url.clone(),
+        default_branch: repo.default_branch.clone().unwrap_or_else(|| name.clone()),
+        repo: RepoRef {
+            full_name: repo.full_name,
+            clone_url: repo.clone_url,
         },
-        trigger_key: Some(format!("github:{}", delivery.id)),
-        origin: Some(ForgeOrigin {
-            forge: "github".into(),
-            repo: repo.full_name.clone(),
-            commit_sha: sha.clone(),
-        }),
-    };
-    match state.db.request_build(&request).await? {
-        Some(id) => {
-            state.scheduler_wake.notify_one();
-            state.reporter_wake.notify_one();
-            Ok(Outcome::Built(id.0))
-        }
-        None => Ok(Outcome::Ignored(
-            "this delivery already made a build".into(),
-        )),
+        sha: push.after,
+        submitter,
+        trigger,
+        name,
+        pull_request: None,
+        from_fork: None,
+    })
+}
+
+fn pull_request_event(event: PullRequestEvent) -> Result<ForgeEvent, String> {
+    if !matches!(event.action.as_str(), "opened" | "reopened" | "synchronize") {
+        return Err(format!("pull request {} needs no build", event.action));
     }
+    let pr = event.pull_request;
+    let base = event.repository;
+    let head_repo = pr.head.repo;
+    let from_fork = match &head_repo {
+        Some(head) if head.full_name == base.full_name => None,
+        Some(head) => Some(head.full_name.clone()),
+        None => Some("a deleted repository".to_owned()),
+    };
+    Ok(ForgeEvent {
+        repo_owner: base.owner_name(),
+        repo_name: base.name.clone(),
+        clone_url: head_repo.map_or_else(|| base.clone_url.clone(), |h| h.clone_url),
+        repo: RepoRef {
+            full_name: base.full_name,
+            clone_url: base.clone_url,
+        },
+        default_branch: base
+            .default_branch
+            .clone()
+            .unwrap_or_else(|| pr.base.git_ref.clone()),
+        sha: pr.head.sha,
+        submitter: pr.user.login,
+        trigger: Trigger::PullRequest,
+        name: pr.base.git_ref,
+        pull_request: Some(event.number),
+        from_fork,
+    })
+}
+
+async fn build_for(
+    state: &BotState,
+    delivery: &Delivery,
+    event: ForgeEvent,
+) -> anyhow::Result<Outcome> {
+    let (repo, sha) = (&event.repo, &event.sha);
+    let refuse = |message: String| async move {
+        let status = texts::status(CommitState::Failure, &message, None);
+        state
+            .forge
+            .set_status(&repo.full_name, sha, &status)
+            .await?;
+        anyhow::Ok(Outcome::ConfigError(message))
+    };
+    if let Some(fork) = &event.from_fork {
+        return refuse(texts::fork_not_allowed(fork, &repo.full_name)).await;
+    }
+    // The file is read at the event's commit: a pull request that changes it is checked
+    // against its own version.
+    let Some(text) = state.forge.read_file_at(repo, sha, FILE_NAME).await? else {
+        return Ok(Outcome::Ignored(format!("no {FILE_NAME} at {sha}")));
+    };
+    let forge_event = copr_yaml::Event {
+        trigger: event.trigger,
+        name: &event.name,
+        default_branch: &event.default_branch,
+    };
+    let jobs = copr_yaml::parse(&text).and_then(|config| {
+        copr_yaml::jobs_for(
+            &config,
+            &text,
+            &forge_event,
+            &event.repo_owner,
+            &event.repo_name,
+            &state.chroots,
+        )
+    });
+    let jobs = match jobs {
+        Ok(jobs) if jobs.is_empty() => {
+            return Ok(Outcome::Ignored(format!(
+                "no job of {FILE_NAME} runs on {} {}",
+                event.trigger, event.name
+            )));
+        }
+        Ok(jobs) => jobs,
+        Err(e) => return refuse(e.to_string()).await,
+    };
+    let mut built = Vec::new();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let request = BuildRequest {
+            dirname: job.dirname(event.pull_request),
+            project: job.project,
+            chroots: job.chroots,
+            submitter: event.submitter.clone(),
+            source: BuildSource::Scm {
+                clone_url: event.clone_url.clone(),
+                committish: sha.clone(),
+                spec: job.spec,
+                srpm: job.srpm,
+            },
+            // One build per job and delivery, however often the delivery is handled.
+            trigger_key: Some(format!("{}:{}:{index}", delivery.forge, delivery.id)),
+            origin: Some(ForgeOrigin {
+                forge: delivery.forge.clone(),
+                repo: repo.full_name.clone(),
+                commit_sha: sha.clone(),
+            }),
+            // A new push to a pull request supersedes its earlier builds (Packit's users ask
+            // for this: rapid pushes should not queue duplicates).
+            cancel_superseded: job.cancel_superseded && event.pull_request.is_some(),
+        };
+        if let Some(id) = state.db.request_build(&request).await? {
+            built.push(id.0);
+        }
+    }
+    if built.is_empty() {
+        return Ok(Outcome::Ignored(
+            "this delivery already made its builds".into(),
+        ));
+    }
+    state.scheduler_wake.notify_one();
+    state.reporter_wake.notify_one();
+    Ok(Outcome::Built(built))
 }

@@ -4,6 +4,7 @@
 //! and builds requested ([`events`]), commit statuses out ([`reporter`]); and the HTTP side
 //! users and dnf read ([`web`]). It never moves a build's state: the scheduler does.
 
+pub mod commands;
 pub mod events;
 pub mod forge;
 pub mod reporter;
@@ -31,6 +32,8 @@ pub struct BotState {
     pub public_url: String,
     /// The results tree, served under `/results/`.
     pub results_dir: PathBuf,
+    /// The chroots this instance builds in; `.copr.yaml` aliases expand to these.
+    pub chroots: Arc<[String]>,
     pub templates: Arc<minijinja::Environment<'static>>,
     /// Rung when a delivery is recorded.
     pub deliveries: Arc<Notify>,

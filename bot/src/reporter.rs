@@ -18,20 +18,13 @@ use tokio_util::sync::CancellationToken;
 /// How often the sweep runs without a wake-up.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3);
 
-/// The status a build should show, derived from its states only.
-pub fn status_for(
-    build: &Build,
-    chroots: &[BuildChroot],
-    public_url: &str,
-) -> (CommitStatus, bool) {
-    let chroot_states: Vec<State> = chroots.iter().map(|c| c.state).collect();
-    let overall = build_state(build.canceled, build.source_state, &chroot_states);
-    let link = Some(format!(
-        "{public_url}/coprs/{}/{}/build/{}/",
-        build.project.owner, build.dirname, build.id
-    ));
-    let (state, description) = match (build.source_state, overall) {
-        (_, State::Canceled) => (CommitState::Error, texts::CANCELED.to_owned()),
+/// What one status context should show, given the state it follows: the aggregate follows
+/// the build's overall state, a chroot's context its own.
+fn describe(build: &Build, state: State) -> (CommitState, String) {
+    if build.canceled || state == State::Canceled {
+        return (CommitState::Error, texts::CANCELED.to_owned());
+    }
+    match (build.source_state, state) {
         (State::Pending, _) => (CommitState::Pending, texts::ACCEPTED.to_owned()),
         (State::Starting | State::Running, _) => {
             (CommitState::Pending, texts::SRPM_RUNNING.to_owned())
@@ -45,17 +38,52 @@ pub fn status_for(
         (_, State::Failed) => (CommitState::Failure, texts::FAILED.to_owned()),
         (_, State::Skipped) => (CommitState::Success, texts::SKIPPED.to_owned()),
         _ => (CommitState::Pending, texts::RPM_RUNNING.to_owned()),
-    };
-    (
-        texts::status(state, &description, link),
-        overall.is_finished(),
-    )
+    }
 }
 
-/// The key remembered per build: what was last shown, `final:` once nothing will change.
-fn report_key(status: &CommitStatus, finished: bool) -> String {
+/// The statuses a build should show, derived from its states only: one per chroot, then the
+/// aggregate `copr/rpm-build` (one name that can be a required check) last, so that when the
+/// aggregate turns final every chroot's status is already there; and whether they are final.
+pub fn statuses_for(
+    build: &Build,
+    chroots: &[BuildChroot],
+    public_url: &str,
+) -> (Vec<CommitStatus>, bool) {
+    let chroot_states: Vec<State> = chroots.iter().map(|c| c.state).collect();
+    let overall = build_state(build.canceled, build.source_state, &chroot_states);
+    let link = format!(
+        "{public_url}/coprs/{}/{}/build/{}/",
+        build.project.owner, build.dirname, build.id
+    );
+    let mut statuses: Vec<CommitStatus> = chroots
+        .iter()
+        .map(|chroot| {
+            let (state, description) = describe(build, chroot.state);
+            let mut status = texts::status(state, &description, Some(link.clone()));
+            status.context = texts::chroot_context(&chroot.chroot);
+            status
+        })
+        .collect();
+    let (state, description) = describe(build, overall);
+    statuses.push(texts::status(state, &description, Some(link)));
+    (statuses, overall.is_finished())
+}
+
+/// What the forge shows for each context, one `context=state:description` line each, as
+/// remembered per build; `final:` in front once nothing will change.
+fn report_key(statuses: &[CommitStatus], finished: bool) -> String {
     let prefix = if finished { "final:" } else { "" };
-    format!("{prefix}{}:{}", status.state.name(), status.description)
+    let lines: Vec<String> = statuses.iter().map(shown).collect();
+    format!("{prefix}{}", lines.join("\n"))
+}
+
+fn shown(status: &CommitStatus) -> String {
+    format!(
+        "{}={}:{}",
+        status.context,
+        status.state.name(),
+        status.description
+    )
 }
 
 /// After a forge refused a build's status, it is not asked again about that build for this
@@ -94,21 +122,32 @@ async fn sweep(state: &BotState, backoff: &mut Backoff) -> anyhow::Result<()> {
             continue;
         }
         let chroots = state.db.build_chroots(build.id).await?;
-        let (status, finished) = status_for(&build, &chroots, &state.public_url);
-        let key = report_key(&status, finished);
-        if build.reported_status.as_deref() == Some(key.as_str()) {
+        let (statuses, finished) = statuses_for(&build, &chroots, &state.public_url);
+        let key = report_key(&statuses, finished);
+        let previous = build.reported_status.as_deref().unwrap_or_default();
+        if previous == key {
             continue;
         }
-        // One forge refusing one build (a deleted repository, a lost permission) must not hold
-        // up the statuses of all the others.
-        match state
-            .forge
-            .set_status(&origin.repo, &origin.commit_sha, &status)
-            .await
+        let already: Vec<&str> = previous.trim_start_matches("final:").lines().collect();
+        let mut posted = Ok(());
+        for status in statuses
+            .iter()
+            .filter(|s| !already.contains(&shown(s).as_str()))
         {
+            // One forge refusing one build (a deleted repository, a lost permission) must
+            // not hold up the statuses of all the others.
+            posted = state
+                .forge
+                .set_status(&origin.repo, &origin.commit_sha, status)
+                .await;
+            if posted.is_err() {
+                break;
+            }
+        }
+        match posted {
             Ok(()) => {
                 backoff.remove(&build.id);
-                tracing::info!(build.id = %build.id, state = status.state.name(), "commit status set");
+                tracing::info!(build.id = %build.id, status = %key.lines().last().unwrap_or_default(), "commit statuses set");
                 state
                     .db
                     .mark_reported(build.id, build.reported_status.as_deref(), &key)

@@ -9,6 +9,11 @@ use ferrocopr_schema::Chroot;
 /// of one per chroot (a Packit complaint, REFERENCE §10).
 pub const STATUS_CONTEXT: &str = "copr/rpm-build";
 
+/// The context of one chroot's status, beside the aggregate.
+pub fn chroot_context(chroot: &str) -> String {
+    format!("{STATUS_CONTEXT}:{chroot}")
+}
+
 /// GitHub cuts status descriptions at 140 characters.
 const DESCRIPTION_LIMIT: usize = 140;
 
@@ -20,6 +25,13 @@ pub const SUCCEEDED: &str = "RPMs were built successfully.";
 pub const FAILED: &str = "RPMs failed to be built.";
 pub const SKIPPED: &str = "Every chroot was skipped: the spec excludes their architectures.";
 pub const CANCELED: &str = "The build was canceled.";
+
+/// Why a pull request from a fork builds nothing.
+pub fn fork_not_allowed(fork: &str, repo: &str) -> String {
+    format!(
+        "Not built: pull requests from forks ({fork}) may not build into {repo}'s Copr project."
+    )
+}
 
 pub fn srpm_failed(reason: Option<&str>) -> String {
     match reason {
@@ -136,6 +148,10 @@ mod tests {
     #[test]
     fn status_texts() {
         assert_eq!(STATUS_CONTEXT, "copr/rpm-build");
+        assert_eq!(
+            chroot_context("fedora-41-x86_64"),
+            "copr/rpm-build:fedora-41-x86_64"
+        );
         assert_eq!(
             srpm_failed(Some("SRPM build error")),
             "SRPM build failed: SRPM build error"

@@ -5,6 +5,7 @@
 //! from the checked-out commit with `git archive`. The SRPM then goes to DistGit (step 7).
 
 use anyhow::{Context as _, anyhow, bail};
+use ferrocopr_schema::copr_yaml::SrpmMethod;
 use ferrocopr_schema::model::BuildSource;
 use ferrocopr_schema::task::Results;
 use git2::Oid;
@@ -25,7 +26,12 @@ pub(crate) fn build(
         clone_url,
         committish,
         spec,
+        srpm,
     } = source;
+    if *srpm != SrpmMethod::Spec {
+        // make_srpm and custom scripts arrive with the builder's source methods.
+        bail!("this builder makes SRPMs only with `srpm: {{method: spec}}`, not {srpm:?}");
+    }
     let spec_rel = safe_relative_path(spec).map_err(|e| anyhow!("invalid spec path: {e}"))?;
     let checkout = work.join("checkout");
     let commit = git::clone_at(clone_url, committish, &checkout)?;

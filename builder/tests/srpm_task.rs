@@ -2,6 +2,7 @@
 //! with `results.json` and `success`, through the same `main` the `ferrocopr builder`
 //! subcommand calls. Needs rpmbuild, rpm and git on the host; fails without them.
 
+use ferrocopr_schema::copr_yaml::SrpmMethod;
 use ferrocopr_schema::model::BuildSource;
 use ferrocopr_schema::task::{BuilderTask, RESULTS_FILE, Results, SUCCESS_FILE, TaskKind};
 use std::path::Path;
@@ -64,6 +65,7 @@ fn task(clone_url: String, committish: String) -> BuilderTask {
                 clone_url,
                 committish,
                 spec: "rpm/hello.spec".into(),
+                srpm: SrpmMethod::Spec,
             },
         },
     }

@@ -9,8 +9,8 @@ use ferrocopr_bot::forge::{Forge, GitHub, LocalGit};
 pub use ferrocopr_bot::webhook::Secret;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
-use ferrocopr_scheduler::Scheduler;
 use ferrocopr_scheduler::host::LocalBuilders;
+use ferrocopr_scheduler::{LiveBuilds, Scheduler};
 use ferrocopr_schema::Db;
 use ferrocopr_signer::LocalSigner;
 use std::future::Future;
@@ -41,6 +41,8 @@ pub struct Config {
     pub local_builders: usize,
     /// The domain in signing keys' user ids (`…@copr.<domain>`).
     pub signer_domain: String,
+    /// The chroots this instance builds in (`.copr.yaml` aliases expand to these).
+    pub chroots: Vec<String>,
 }
 
 /// The URL local builders reach this process at: the listening address itself, so they never
@@ -104,6 +106,7 @@ pub async fn run(
         github_secrets: config.github_webhook_secrets.clone().into(),
         public_url: public_url.clone(),
         results_dir: results_dir.clone(),
+        chroots: config.chroots.clone().into(),
         templates: Arc::new(ferrocopr_bot::templates()?),
         deliveries: Arc::new(Notify::new()),
         scheduler_wake: Arc::clone(&scheduler_wake),
@@ -123,6 +126,7 @@ pub async fn run(
         lookaside_url: format!("{}/distgit/lookaside/pkgs", internal_url(&listener)?),
         wake: scheduler_wake,
         changed: reporter_wake,
+        live: LiveBuilds::default(),
     };
 
     let app = ferrocopr_bot::app(bot.clone()).nest("/distgit", distgit.router());

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use ferrocopr_bot::webhook::Secret;
+use ferrocopr_schema::model::DEFAULT_CHROOTS;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,6 +72,10 @@ struct ServeArgs {
     /// The domain in signing keys' user ids.
     #[arg(long, env = "FERROCOPR_DOMAIN", default_value = "localhost")]
     domain: String,
+    /// The chroots this instance builds in, comma-separated (default: Fedora, EPEL and CentOS
+    /// Stream releases for x86_64 and aarch64).
+    #[arg(long, env = "FERROCOPR_CHROOTS", value_delimiter = ',')]
+    chroots: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -122,6 +127,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         builder_program: std::env::current_exe()?,
         local_builders: args.local_builders,
         signer_domain: args.domain,
+        chroots: if args.chroots.is_empty() {
+            DEFAULT_CHROOTS.iter().map(|c| (*c).to_owned()).collect()
+        } else {
+            args.chroots
+        },
     };
     ferrocopr::run(config, listener, shutdown_signal()).await
 }

@@ -10,16 +10,23 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 /// Extra time the fail-safe gives a task beyond its own timeout, so the builder's own
 /// timeout (and its log line saying so) normally fires first.
 const TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
+
+/// The backend's lines in a task's live log.
+const TIMED_OUT: &str = "==> error: the build exceeded its timeout and was stopped";
+const CANCELED: &str = "==> the build was canceled";
 
 /// How a task that ran to its end turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuilderOutcome {
     Succeeded,
     Failed,
+    /// Stopped because the build was canceled.
+    Canceled,
 }
 
 /// The host could not run the task to its end; the task may be retried on another host.
@@ -30,9 +37,14 @@ pub struct HostError(pub String);
 /// A machine that runs builder tasks.
 #[async_trait]
 pub trait BuilderHost: Send + Sync {
-    /// Runs `task` and leaves its results, `builder-live.log` included, in `result_dir`.
-    async fn run(&self, task: &BuilderTask, result_dir: &Path)
-    -> Result<BuilderOutcome, HostError>;
+    /// Runs `task` and leaves its results, `builder-live.log` included, in `result_dir`; stops
+    /// the builder, its whole process group, as soon as `cancel` fires.
+    async fn run(
+        &self,
+        task: &BuilderTask,
+        result_dir: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<BuilderOutcome, HostError>;
 }
 
 /// Runs tasks as local processes of the builder program.
@@ -55,6 +67,7 @@ impl BuilderHost for LocalBuilders {
         &self,
         task: &BuilderTask,
         result_dir: &Path,
+        cancel: &CancellationToken,
     ) -> Result<BuilderOutcome, HostError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| HostError(format!("{what}: {e}"));
         tokio::fs::create_dir_all(&self.work_dir)
@@ -85,17 +98,19 @@ impl BuilderHost for LocalBuilders {
             .spawn()
             .map_err(|e| fail(&format!("starting {}", self.program.display()), &e))?;
         let limit = Duration::from_secs(task.timeout) + TIMEOUT_MARGIN;
-        let status = match tokio::time::timeout(limit, child.wait()).await {
-            Ok(status) => status.map_err(|e| fail("waiting for the builder", &e))?,
-            Err(_) => {
+        let status = tokio::select! {
+            status = child.wait() => status.map_err(|e| fail("waiting for the builder", &e))?,
+            () = tokio::time::sleep(limit) => {
                 kill_group(child.id()).await;
                 let _ = child.wait().await;
-                append_line(
-                    result_dir,
-                    "==> error: the build exceeded its timeout and was stopped",
-                )
-                .await;
+                append_line(result_dir, TIMED_OUT).await;
                 return Ok(BuilderOutcome::Failed);
+            }
+            () = cancel.cancelled() => {
+                kill_group(child.id()).await;
+                let _ = child.wait().await;
+                append_line(result_dir, CANCELED).await;
+                return Ok(BuilderOutcome::Canceled);
             }
         };
         let _ = tokio::fs::remove_file(&task_file).await;

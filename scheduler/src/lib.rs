@@ -22,6 +22,8 @@ use ferrocopr_schema::{BuildId, Chroot, Db, Event, Part, State};
 use ferrocopr_signer::SignerClient;
 use ferrocopr_signer::rpm_header::sign_rpm;
 use host::{BuilderHost, BuilderOutcome, append_line};
+use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +59,49 @@ pub struct Scheduler {
     pub wake: Arc<Notify>,
     /// Rung on every state change, for the status reporter.
     pub changed: Arc<Notify>,
+    /// Builds with a task running in this process; start with `LiveBuilds::default()`.
+    pub live: LiveBuilds,
+}
+
+/// The builds this process runs tasks of, each with the token that stops them when the build
+/// is canceled.
+#[derive(Debug, Default)]
+pub struct LiveBuilds(std::sync::Mutex<HashMap<BuildId, (CancellationToken, usize)>>);
+
+impl LiveBuilds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BuildId, (CancellationToken, usize)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers one more task of `build`; the token fires when the build is canceled.
+    fn enter(&self, build: BuildId) -> CancellationToken {
+        let mut live = self.lock();
+        let entry = live
+            .entry(build)
+            .or_insert_with(|| (CancellationToken::new(), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    }
+
+    fn leave(&self, build: BuildId) {
+        let mut live = self.lock();
+        if let Some(entry) = live.get_mut(&build) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                live.remove(&build);
+            }
+        }
+    }
+
+    /// Stops the build's running tasks; false when none runs here.
+    fn cancel(&self, build: BuildId) -> bool {
+        self.lock()
+            .get(&build)
+            .map(|(token, _)| token.cancel())
+            .is_some()
+    }
 }
 
 impl Scheduler {
@@ -66,17 +111,22 @@ impl Scheduler {
         this.recover().await?;
         let slots = Arc::new(Semaphore::new(this.slots.max(1)));
         loop {
-            let permit = tokio::select! {
-                p = Arc::clone(&slots).acquire_owned() => p?,
-                () = shutdown.cancelled() => return Ok(()),
-            };
-            match this.claim_next(permit).await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => tracing::error!(
-                    error = format!("{e:#}"),
-                    "scheduler: claiming a task failed"
-                ),
+            if let Err(e) = this.apply_cancels().await {
+                tracing::error!(error = format!("{e:#}"), "scheduler: canceling failed");
+            }
+            // Claim while builder slots are free; a finishing task rings `wake`.
+            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                match this.claim_next(permit).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "scheduler: claiming a task failed"
+                        );
+                        break;
+                    }
+                }
             }
             tokio::select! {
                 () = this.wake.notified() => {}
@@ -84,6 +134,27 @@ impl Scheduler {
                 () = shutdown.cancelled() => return Ok(()),
             }
         }
+    }
+
+    /// Carries out cancel requests: parts with a task running here are stopped by their
+    /// worker, which then records them canceled; every other unfinished part is canceled here.
+    async fn apply_cancels(&self) -> anyhow::Result<()> {
+        for build in self.db.builds_to_cancel().await? {
+            if self.live.cancel(build.id) {
+                continue;
+            }
+            if !build.source_state.is_finished() {
+                self.source(build.id, build.source_state, Event::Cancel)
+                    .await?;
+            }
+            for chroot in self.db.build_chroots(build.id).await? {
+                if !chroot.state.is_finished() {
+                    self.chroot(&chroot, chroot.state, Event::Cancel).await?;
+                }
+            }
+            tracing::info!(build.id = %build.id, "build canceled");
+        }
+        Ok(())
     }
 
     /// Queues again what a stop interrupted.
@@ -115,11 +186,10 @@ impl Scheduler {
             let t = build.source_state.next(Part::Source, Event::Start)?;
             if self.db.move_source(build.id, t).await? {
                 let span = tracing::info_span!("srpm", build.id = %build.id);
-                self.spawn_task(
-                    permit,
-                    span,
-                    |this| async move { this.run_srpm(build).await },
-                );
+                let id = build.id;
+                self.spawn_task(id, permit, span, |this, cancel| async move {
+                    this.run_srpm(build, cancel).await
+                });
             }
             return Ok(true);
         }
@@ -131,33 +201,38 @@ impl Scheduler {
                 .await?
             {
                 let span = tracing::info_span!("rpm", build.id = %chroot.build_id, chroot = %chroot.chroot);
-                self.spawn_task(
-                    permit,
-                    span,
-                    |this| async move { this.run_rpm(chroot).await },
-                );
+                let id = chroot.build_id;
+                self.spawn_task(id, permit, span, |this, cancel| async move {
+                    this.run_rpm(chroot, cancel).await
+                });
             }
             return Ok(true);
         }
         Ok(false)
     }
 
-    /// Runs a claimed task in the background, holding its builder slot until it ends.
+    /// Runs a claimed task of `build` in the background, holding its builder slot until it
+    /// ends; the task gets the token that fires when the build is canceled.
     fn spawn_task<F, Fut>(
         self: &Arc<Self>,
+        build: BuildId,
         permit: OwnedSemaphorePermit,
         span: tracing::Span,
         task: F,
     ) where
-        F: FnOnce(Arc<Self>) -> Fut,
+        F: FnOnce(Arc<Self>, CancellationToken) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.changed.notify_one();
-        let work = task(Arc::clone(self));
+        let cancel = self.live.enter(build);
+        let work = task(Arc::clone(self), cancel);
+        let this = Arc::clone(self);
         tokio::spawn(
             async move {
                 work.await;
+                this.live.leave(build);
                 drop(permit);
+                this.wake.notify_one();
             }
             .instrument(span),
         );
@@ -230,8 +305,8 @@ impl Scheduler {
         self.changed.notify_one();
     }
 
-    async fn run_srpm(self: &Arc<Self>, build: Build) {
-        if let Err(e) = self.try_run_srpm(&build).await {
+    async fn run_srpm(self: &Arc<Self>, build: Build, cancel: CancellationToken) {
+        if let Err(e) = self.try_run_srpm(&build, &cancel).await {
             tracing::error!(error = format!("{e:#}"), "SRPM task failed internally");
             let now = self.db.build(build.id).await.ok().flatten();
             if let Some(now) = now.filter(|b| !b.source_state.is_finished()) {
@@ -241,7 +316,11 @@ impl Scheduler {
         }
     }
 
-    async fn try_run_srpm(self: &Arc<Self>, build: &Build) -> anyhow::Result<()> {
+    async fn try_run_srpm(
+        self: &Arc<Self>,
+        build: &Build,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
         if !self.source(build.id, State::Starting, Event::Run).await? {
             return Ok(());
         }
@@ -253,7 +332,15 @@ impl Scheduler {
                 source: build.source.clone(),
             },
         );
-        match self.builders.run(&task, &result_dir).await {
+        let outcome = self.builders.run(&task, &result_dir, cancel).await;
+        if cancel.is_cancelled() {
+            self.source(build.id, State::Running, Event::Cancel).await?;
+            return Ok(());
+        }
+        match outcome {
+            Ok(BuilderOutcome::Canceled) => {
+                self.source(build.id, State::Running, Event::Cancel).await?;
+            }
             Ok(BuilderOutcome::Succeeded) => {
                 if self.source(build.id, State::Running, Event::Import).await? {
                     self.import(build.clone()).await;
@@ -338,8 +425,8 @@ impl Scheduler {
         Ok(())
     }
 
-    async fn run_rpm(self: &Arc<Self>, chroot: BuildChroot) {
-        if let Err(e) = self.try_run_rpm(&chroot).await {
+    async fn run_rpm(self: &Arc<Self>, chroot: BuildChroot, cancel: CancellationToken) {
+        if let Err(e) = self.try_run_rpm(&chroot, &cancel).await {
             tracing::error!(error = format!("{e:#}"), "RPM task failed internally");
             if let Ok(Some(now)) = self.current_chroot(&chroot).await
                 && !now.state.is_finished()
@@ -358,7 +445,11 @@ impl Scheduler {
             .find(|x| x.chroot == c.chroot))
     }
 
-    async fn try_run_rpm(self: &Arc<Self>, chroot: &BuildChroot) -> anyhow::Result<()> {
+    async fn try_run_rpm(
+        self: &Arc<Self>,
+        chroot: &BuildChroot,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let build = self
             .db
             .build(chroot.build_id)
@@ -390,13 +481,30 @@ impl Scheduler {
                 dist: parsed.dist_tag(),
             },
         );
-        match self.builders.run(&task, &result_dir).await {
+        let outcome = self.builders.run(&task, &result_dir, cancel).await;
+        // Checked again right before publishing: a canceled build's packages never reach the
+        // repository, and without `success` the publisher leaves them out later too.
+        if cancel.is_cancelled()
+            || outcome
+                .as_ref()
+                .is_ok_and(|o| *o == BuilderOutcome::Canceled)
+        {
+            let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
+            self.chroot(chroot, State::Running, Event::Cancel).await?;
+            return Ok(());
+        }
+        match outcome {
+            Ok(BuilderOutcome::Canceled) => {}
             Ok(BuilderOutcome::Succeeded) => {
                 let event = match self
-                    .sign_and_publish(&build, &chroot_dir, &result_dir)
+                    .sign_and_publish(&build, &chroot_dir, &result_dir, cancel)
                     .await
                 {
-                    Ok(()) => Event::Succeed,
+                    Ok(true) => Event::Succeed,
+                    Ok(false) => {
+                        let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
+                        Event::Cancel
+                    }
                     Err(e) => {
                         let line = format!("{} {e:#}", FailReason::SignOrPublish.log_line());
                         append_line(&result_dir, &line).await;
@@ -431,20 +539,26 @@ impl Scheduler {
 
     /// Seed step 12: sign every package of the build, then publish the chroot's repository
     /// and the project's public key.
+    /// False, with nothing published, when the build was canceled before publishing.
     async fn sign_and_publish(
         &self,
         build: &Build,
         chroot_dir: &Path,
         result_dir: &Path,
-    ) -> anyhow::Result<()> {
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<bool> {
         for rpm in find_files(result_dir, ".rpm").await? {
             sign_rpm(self.signer.as_ref(), &build.project, &rpm).await?;
+        }
+        if cancel.is_cancelled() {
+            return Ok(false);
         }
         let key = self.signer.public_key(&build.project).await?;
         self.publisher
             .publish_pubkey(&self.dir_of(build), &key)
             .await?;
-        self.publisher.publish_chroot(chroot_dir).await
+        self.publisher.publish_chroot(chroot_dir).await?;
+        Ok(true)
     }
 }
 

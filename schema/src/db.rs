@@ -58,6 +58,9 @@ pub struct BuildRequest {
     /// Makes the request idempotent: a second request with the same key makes no build.
     pub trigger_key: Option<String>,
     pub origin: Option<ForgeOrigin>,
+    /// Ask to cancel the unfinished builds this one supersedes: the earlier builds of the same
+    /// CoprDir (a pull request's builds share its `:pr:<N>` CoprDir).
+    pub cancel_superseded: bool,
 }
 
 /// A build with its project and CoprDir.
@@ -161,6 +164,21 @@ fn chroot_from_row(row: &AnyRow) -> DbResult<BuildChroot> {
         started_on: row.try_get(4)?,
         ended_on: row.try_get(5)?,
     })
+}
+
+/// SQL condition that some part of the build in row `builds` (named `row` in the query) is not
+/// finished yet.
+fn unfinished_build_condition(row: &str) -> String {
+    let finished = crate::state::ALL_STATES
+        .into_iter()
+        .filter(|s| s.is_finished())
+        .map(|s| format!("'{}'", s.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "({row}.source_state NOT IN ({finished}) OR EXISTS (SELECT 1 FROM build_chroots c \
+         WHERE c.build_id = {row}.id AND c.state NOT IN ({finished})))"
+    )
 }
 
 fn expect_target(method: &'static str, t: Transition, expected: State) -> DbResult<()> {
@@ -433,6 +451,18 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
+        if request.cancel_superseded {
+            let unfinished = unfinished_build_condition("builds");
+            let sql = format!(
+                "UPDATE builds SET canceled = 1 WHERE copr_dir_id = $1 AND id < $2 \
+                 AND canceled = 0 AND {unfinished}"
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(dir_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         for chroot in &request.chroots {
             sqlx::query("INSERT INTO build_chroots (build_id, chroot, state) VALUES ($1, $2, $3)")
                 .bind(id)
@@ -500,7 +530,31 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Asks for a build to be canceled; the scheduler does it. False when the build does not
+    /// exist or has nothing left to cancel.
+    pub async fn request_cancel(&self, id: BuildId) -> DbResult<bool> {
+        let unfinished = unfinished_build_condition("builds");
+        let sql = format!("UPDATE builds SET canceled = 1 WHERE id = $1 AND {unfinished}");
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // ---- builds: the scheduler's writes ----
+
+    /// Builds asked to be canceled that still have parts to cancel.
+    pub async fn builds_to_cancel(&self) -> DbResult<Vec<Build>> {
+        let unfinished = unfinished_build_condition("b");
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.canceled = 1 AND {unfinished} ORDER BY b.id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(build_from_row).collect()
+    }
 
     /// The oldest build whose SRPM task waits for a builder.
     pub async fn next_pending_source(&self) -> DbResult<Option<Build>> {

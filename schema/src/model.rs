@@ -2,6 +2,7 @@
 //!
 //! These are plain values; the database facade in [`crate::db`] loads and stores them.
 
+use crate::copr_yaml::SrpmMethod;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -146,8 +147,33 @@ pub enum BuildSource {
         clone_url: String,
         committish: String,
         spec: String,
+        /// How the SRPM is made from the checkout; builds recorded before this existed used
+        /// the spec method.
+        #[serde(default = "spec_method")]
+        srpm: SrpmMethod,
     },
 }
+
+fn spec_method() -> SrpmMethod {
+    SrpmMethod::Spec
+}
+
+/// The chroots an instance offers unless its configuration says otherwise: what `.copr.yaml`
+/// aliases such as `fedora-all` expand to.
+pub const DEFAULT_CHROOTS: &[&str] = &[
+    "fedora-41-x86_64",
+    "fedora-41-aarch64",
+    "fedora-42-x86_64",
+    "fedora-42-aarch64",
+    "fedora-rawhide-x86_64",
+    "fedora-rawhide-aarch64",
+    "epel-9-x86_64",
+    "epel-9-aarch64",
+    "epel-10-x86_64",
+    "epel-10-aarch64",
+    "centos-stream-9-x86_64",
+    "centos-stream-10-x86_64",
+];
 
 /// Where a build came from on a forge, so its result can be reported back as a commit status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

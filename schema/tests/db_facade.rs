@@ -4,8 +4,9 @@
 //! PostgreSQL must be at 127.0.0.1:5432 (user postgres, trust auth): without it the PostgreSQL
 //! test fails, it does not skip.
 
+use ferrocopr_schema::copr_yaml::SrpmMethod;
 use ferrocopr_schema::db::{BuildRequest, ImportedChroot};
-use ferrocopr_schema::{BuildSource, Db, Event, Part, ProjectRef, State};
+use ferrocopr_schema::{BuildId, BuildSource, Db, Event, Part, ProjectRef, State};
 use sqlx::Connection;
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -71,7 +72,7 @@ async fn migrations_keep_old_rows(url: &str, sqlite: bool) {
 
     let db = Db::connect(url).await.expect("migrate the rest");
     let build = db
-        .build(ferrocopr_schema::BuildId(1))
+        .build(BuildId(1))
         .await
         .expect("read")
         .expect("the old build");
@@ -116,9 +117,11 @@ fn request(trigger: &str) -> BuildRequest {
             clone_url: "file:///tmp/x".into(),
             committish: "abc".into(),
             spec: "hello.spec".into(),
+            srpm: SrpmMethod::Spec,
         },
         trigger_key: Some(trigger.into()),
         origin: None,
+        cancel_superseded: true,
     }
 }
 
@@ -201,6 +204,32 @@ async fn facade_script(db: Db) {
 
     let build = db.build(id).await.expect("query").expect("build");
     assert_eq!(build.pkg_name.as_deref(), Some("hello"));
+
+    // A newer build in the same CoprDir asks to cancel this unfinished one, and only it.
+    assert!(db.builds_to_cancel().await.expect("query").is_empty());
+    let newer = db
+        .request_build(&request("t2"))
+        .await
+        .expect("request")
+        .expect("new build");
+    let to_cancel: Vec<_> = db
+        .builds_to_cancel()
+        .await
+        .expect("query")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(to_cancel, [id]);
+    assert!(db.build(id).await.expect("query").expect("build").canceled);
+    assert!(
+        !db.build(newer)
+            .await
+            .expect("query")
+            .expect("build")
+            .canceled
+    );
+    assert!(db.request_cancel(newer).await.expect("cancel"));
+    assert!(!db.request_cancel(BuildId(999_999)).await.expect("cancel"));
     assert_eq!(db.count_deliveries().await.expect("count"), 0);
     assert!(
         db.record_delivery("github", "d1", "push", "{}")

@@ -101,6 +101,10 @@ impl TestEnv {
             builder_program,
             local_builders: 2,
             signer_domain: "example.org".to_owned(),
+            chroots: ferrocopr_schema::model::DEFAULT_CHROOTS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
         };
 
         let (shutdown, stop_requested) = oneshot::channel::<()>();
@@ -245,6 +249,19 @@ impl TestEnv {
     ) -> (u16, String) {
         let body = push_payload(full_name, &repo.clone_url(), sha, branch);
         self.github_webhook("push", &new_delivery_id(), &body, None)
+            .await
+    }
+
+    /// Sends a signed `pull_request` delivery for `repo`, which is `full_name` itself (not a
+    /// fork) unless `pr.head_repo_full_name` says otherwise.
+    pub async fn pull_request(
+        &self,
+        full_name: &str,
+        repo: &TestRepo,
+        pr: webhook::PullRequest<'_>,
+    ) -> (u16, String) {
+        let body = webhook::pull_request_payload(full_name, &repo.clone_url(), pr);
+        self.github_webhook("pull_request", &new_delivery_id(), &body, None)
             .await
     }
 

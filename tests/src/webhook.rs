@@ -57,3 +57,46 @@ pub fn push_payload(repo_full_name: &str, clone_url: &str, sha: &str, branch: &s
     repository["default_branch"] = branch.into();
     serde_json::to_vec(&payload).expect("serialise the push payload")
 }
+
+/// How a pull request's head relates to the base repository.
+#[derive(Debug, Clone, Copy)]
+pub struct PullRequest<'a> {
+    /// `opened`, `reopened`, `synchronize` or `closed`.
+    pub action: &'a str,
+    pub number: u64,
+    pub head_sha: &'a str,
+    /// The repository the head commit lives in: the base repository itself, or a fork.
+    pub head_repo_full_name: &'a str,
+    pub head_clone_url: &'a str,
+    pub author: &'a str,
+}
+
+/// GitHub's `pull_request_opened.json`, turned into pull request `pr` against `base_full_name`.
+pub fn pull_request_payload(
+    base_full_name: &str,
+    base_clone_url: &str,
+    pr: PullRequest<'_>,
+) -> Vec<u8> {
+    let (owner, name) = base_full_name
+        .split_once('/')
+        .unwrap_or_else(|| panic!("{base_full_name:?} is not owner/name"));
+    let mut payload = real_payload("pull_request_opened.json");
+    payload["action"] = pr.action.into();
+    payload["number"] = pr.number.into();
+    let repository = &mut payload["repository"];
+    repository["full_name"] = base_full_name.into();
+    repository["name"] = name.into();
+    repository["owner"]["login"] = owner.into();
+    repository["clone_url"] = base_clone_url.into();
+    repository["default_branch"] = "main".into();
+    let base_repository = payload["repository"].clone();
+    let pull = &mut payload["pull_request"];
+    pull["number"] = pr.number.into();
+    pull["user"]["login"] = pr.author.into();
+    pull["base"]["ref"] = "main".into();
+    pull["base"]["repo"] = base_repository;
+    pull["head"]["sha"] = pr.head_sha.into();
+    pull["head"]["repo"]["full_name"] = pr.head_repo_full_name.into();
+    pull["head"]["repo"]["clone_url"] = pr.head_clone_url.into();
+    serde_json::to_vec(&payload).expect("serialise the pull_request payload")
+}

@@ -40,8 +40,10 @@ install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt
 
 const HELLO_TXT: &str = "Hello from a ferrocopr build!\n";
 
+/// The verdict: the first non-pending status of the aggregate context (chroots have their own
+/// contexts beside it).
 fn is_final(status: &Status) -> bool {
-    status.state != "pending"
+    status.state != "pending" && status.context.as_deref() == Some("copr/rpm-build")
 }
 
 /// A repository `alice/<project>` holding `.copr.yaml` and the spec, committed; returns its sha.
