@@ -3,6 +3,7 @@
 //! [`Forge`] is implemented on the real clients (octocrab for GitHub here); tests point the
 //! real client at a fake forge served over HTTP rather than replacing the trait.
 
+use anyhow::Context;
 use async_trait::async_trait;
 use base64::Engine;
 use octocrab::models::StatusState;
@@ -45,6 +46,35 @@ pub struct RepoRef {
     pub clone_url: String,
 }
 
+/// What the bot needs to know of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestInfo {
+    pub head_sha: String,
+    /// `owner/name` of the repository the head commit is in; `None` when it was deleted.
+    pub head_repo: Option<String>,
+    pub head_clone_url: Option<String>,
+    /// The branch the pull request targets.
+    pub base_ref: String,
+    pub author: String,
+}
+
+/// A user's access to a repository, as the forge grants it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Admin,
+    Write,
+    Read,
+    None,
+}
+
+impl Permission {
+    /// Write access or more: what Packit and ferrocopr ask of someone who is not the pull
+    /// request's author.
+    pub fn can_write(self) -> bool {
+        matches!(self, Permission::Admin | Permission::Write)
+    }
+}
+
 /// What ferrocopr asks of a forge.
 #[async_trait]
 pub trait Forge: Send + Sync {
@@ -57,6 +87,14 @@ pub trait Forge: Send + Sync {
     ) -> anyhow::Result<Option<String>>;
     /// Sets a commit status on `sha`.
     async fn set_status(&self, repo: &str, sha: &str, status: &CommitStatus) -> anyhow::Result<()>;
+    /// Pull request `number` of `repo`.
+    async fn pull_request(&self, repo: &str, number: u64) -> anyhow::Result<PullRequestInfo>;
+    /// What `user` may do in `repo`.
+    async fn permission_of(&self, repo: &str, user: &str) -> anyhow::Result<Permission>;
+    /// Comments on pull request `number`.
+    async fn comment(&self, repo: &str, number: u64, body: &str) -> anyhow::Result<()>;
+    /// Shows at once that a comment's command was seen (a reaction on GitHub).
+    async fn acknowledge(&self, repo: &str, comment_id: u64) -> anyhow::Result<()>;
 }
 
 /// GitHub through octocrab.
@@ -137,6 +175,61 @@ impl Forge for GitHub {
         request.send().await?;
         Ok(())
     }
+
+    // The calls below use octocrab's plain JSON routes and read only the fields they need, so
+    // a field GitHub adds or drops never breaks them.
+
+    async fn pull_request(&self, repo: &str, number: u64) -> anyhow::Result<PullRequestInfo> {
+        let pr: serde_json::Value = self
+            .client
+            .get(format!("/repos/{repo}/pulls/{number}"), None::<&()>)
+            .await?;
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        Ok(PullRequestInfo {
+            head_sha: text(&pr["head"]["sha"]).context("pull request without head sha")?,
+            head_repo: text(&pr["head"]["repo"]["full_name"]),
+            head_clone_url: text(&pr["head"]["repo"]["clone_url"]),
+            base_ref: text(&pr["base"]["ref"]).context("pull request without base ref")?,
+            author: text(&pr["user"]["login"]).context("pull request without author")?,
+        })
+    }
+
+    async fn permission_of(&self, repo: &str, user: &str) -> anyhow::Result<Permission> {
+        let route = format!("/repos/{repo}/collaborators/{user}/permission");
+        let reply: Result<serde_json::Value, _> = self.client.get(route, None::<&()>).await;
+        let answer = match reply {
+            Ok(answer) => answer,
+            // Not a collaborator at all.
+            Err(octocrab::Error::GitHub { source, .. }) if source.status_code.as_u16() == 404 => {
+                return Ok(Permission::None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match answer["permission"].as_str() {
+            Some("admin") => Permission::Admin,
+            Some("write" | "maintain") => Permission::Write,
+            Some("read" | "triage") => Permission::Read,
+            _ => Permission::None,
+        })
+    }
+
+    async fn comment(&self, repo: &str, number: u64, body: &str) -> anyhow::Result<()> {
+        let route = format!("/repos/{repo}/issues/{number}/comments");
+        let _: serde_json::Value = self
+            .client
+            .post(route, Some(&serde_json::json!({ "body": body })))
+            .await?;
+        Ok(())
+    }
+
+    async fn acknowledge(&self, repo: &str, comment_id: u64) -> anyhow::Result<()> {
+        let route = format!("/repos/{repo}/issues/comments/{comment_id}/reactions");
+        let _: serde_json::Value = self
+            .client
+            .post(route, Some(&serde_json::json!({ "content": "eyes" })))
+            .await?;
+        Ok(())
+    }
 }
 
 /// The forge of a machine with no forge account configured: files are read from the pushed
@@ -181,6 +274,23 @@ impl Forge for LocalGit {
             target_url = status.target_url.as_deref().unwrap_or(""),
             "commit status (no forge configured)"
         );
+        Ok(())
+    }
+
+    async fn pull_request(&self, repo: &str, number: u64) -> anyhow::Result<PullRequestInfo> {
+        anyhow::bail!("no forge is configured to read pull request {repo}#{number}")
+    }
+
+    async fn permission_of(&self, _repo: &str, _user: &str) -> anyhow::Result<Permission> {
+        Ok(Permission::None)
+    }
+
+    async fn comment(&self, repo: &str, number: u64, body: &str) -> anyhow::Result<()> {
+        tracing::info!(repo, number, body, "comment (no forge configured)");
+        Ok(())
+    }
+
+    async fn acknowledge(&self, _repo: &str, _comment_id: u64) -> anyhow::Result<()> {
         Ok(())
     }
 }

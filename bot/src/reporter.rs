@@ -21,7 +21,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(3);
 /// What one status context should show, given the state it follows: the aggregate follows
 /// the build's overall state, a chroot's context its own.
 fn describe(build: &Build, state: State) -> (CommitState, String) {
-    if build.canceled || state == State::Canceled {
+    if state == State::Canceled {
         return (CommitState::Error, texts::CANCELED.to_owned());
     }
     match (build.source_state, state) {
@@ -50,7 +50,7 @@ pub fn statuses_for(
     public_url: &str,
 ) -> (Vec<CommitStatus>, bool) {
     let chroot_states: Vec<State> = chroots.iter().map(|c| c.state).collect();
-    let overall = build_state(build.canceled, build.source_state, &chroot_states);
+    let overall = build_state(build.cancel_requested, build.source_state, &chroot_states);
     let link = format!(
         "{public_url}/coprs/{}/{}/build/{}/",
         build.project.owner, build.dirname, build.id
@@ -122,7 +122,11 @@ async fn sweep(state: &BotState, backoff: &mut Backoff) -> anyhow::Result<()> {
             continue;
         }
         let chroots = state.db.build_chroots(build.id).await?;
-        let (statuses, finished) = statuses_for(&build, &chroots, &state.public_url);
+        let (mut statuses, finished) = statuses_for(&build, &chroots, &state.public_url);
+        if build.reported_status.is_none() {
+            // The first "accepted" goes to the aggregate first: it is the one users wait for.
+            statuses.rotate_right(1);
+        }
         let key = report_key(&statuses, finished);
         let previous = build.reported_status.as_deref().unwrap_or_default();
         if previous == key {

@@ -1,4 +1,5 @@
-//! Every text a user sees from the bot, in one place: commit statuses and repo files.
+//! Every text a user sees from the bot, in one place: commit statuses, comment replies and repo
+//! files.
 //!
 //! Snapshot-tested below, so a change of wording is a visible change of the test.
 
@@ -23,8 +24,16 @@ pub const IMPORTING: &str = "SRPM is being imported into DistGit...";
 pub const RPM_RUNNING: &str = "RPM build is in progress...";
 pub const SUCCEEDED: &str = "RPMs were built successfully.";
 pub const FAILED: &str = "RPMs failed to be built.";
-pub const SKIPPED: &str = "Every chroot was skipped: the spec excludes their architectures.";
+pub const SKIPPED: &str =
+    "Skipped: the spec's ExclusiveArch or ExcludeArch rules the architecture out.";
 pub const CANCELED: &str = "The build was canceled.";
+
+/// Why a job whose SRPM method the builders cannot run yet builds nothing.
+pub fn srpm_method_unavailable(method: &str) -> String {
+    format!(
+        "Not built: this instance makes SRPMs only with `srpm: {{method: spec}}`, not {method}."
+    )
+}
 
 /// Why a pull request from a fork builds nothing.
 pub fn fork_not_allowed(fork: &str, repo: &str) -> String {
@@ -88,6 +97,48 @@ pub fn dnf_repo_file(
     )
 }
 
+/// Hidden in every comment the bot writes, so it never takes its own comments for commands.
+pub const BOT_MARKER: &str = "<!-- ferrocopr -->";
+
+/// The reply to someone who may not run commands on a pull request.
+pub fn not_allowed(user: &str) -> String {
+    format!(
+        "@{user}, only the pull request's author and people with write access to this \
+         repository may run `/copr` commands here.\n{BOT_MARKER}"
+    )
+}
+
+/// The reply to a command that cannot be run: what is wrong, then how to write it.
+pub fn command_error(error: &str, help: &str) -> String {
+    format!("{error}\n\n{help}\n{BOT_MARKER}")
+}
+
+/// The reply to `/copr help`.
+pub fn help(help: &str) -> String {
+    format!("{help}\n{BOT_MARKER}")
+}
+
+/// The reply to `/copr cancel`.
+pub fn canceled(builds: u64) -> String {
+    match builds {
+        0 => format!("No build of this pull request was running or queued.\n{BOT_MARKER}"),
+        1 => format!("Canceling 1 build of this pull request.\n{BOT_MARKER}"),
+        n => format!("Canceling {n} builds of this pull request.\n{BOT_MARKER}"),
+    }
+}
+
+/// The reply to `/copr rebuild-failed` when nothing failed.
+pub fn nothing_failed() -> String {
+    format!(
+        "No chroot failed in the latest build of this pull request: nothing to rebuild.\n{BOT_MARKER}"
+    )
+}
+
+/// The reply to `/copr build` when it built nothing, with why.
+pub fn nothing_built(why: &str) -> String {
+    format!("Nothing was built: {why}.\n{BOT_MARKER}")
+}
+
 pub const PROJECT_NOT_FOUND: &str = "Project does not exist.";
 pub const CHROOT_NOT_FOUND: &str = "Chroot not enabled in this project.";
 pub const BAD_SIGNATURE: &str = "webhook signature does not verify";
@@ -142,6 +193,32 @@ mod tests {
         assert!(
             text.contains("/results/@tools/x:pr:3/epel-9-$basearch/\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn reply_texts() {
+        assert_eq!(
+            not_allowed("mallory"),
+            "@mallory, only the pull request's author and people with write access to this \
+             repository may run `/copr` commands here.\n<!-- ferrocopr -->"
+        );
+        assert_eq!(
+            canceled(0),
+            "No build of this pull request was running or queued.\n<!-- ferrocopr -->"
+        );
+        assert_eq!(
+            canceled(2),
+            "Canceling 2 builds of this pull request.\n<!-- ferrocopr -->"
+        );
+        assert!(nothing_failed().ends_with(BOT_MARKER));
+        assert_eq!(
+            nothing_built("no job builds fedora-9-x86_64"),
+            "Nothing was built: no job builds fedora-9-x86_64.\n<!-- ferrocopr -->"
+        );
+        assert!(
+            command_error("Unknown command `/copr x`.", "HELP")
+                .starts_with("Unknown command `/copr x`.\n\nHELP\n")
         );
     }
 

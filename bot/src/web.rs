@@ -122,7 +122,7 @@ pub async fn build_page(
         state.public_url, build.project.owner, build.dirname
     );
     let states: Vec<_> = chroots.iter().map(|c| c.state).collect();
-    let overall = build_state(build.canceled, build.source_state, &states);
+    let overall = build_state(build.cancel_requested, build.source_state, &states);
     let chroot_rows: Vec<_> = chroots
         .iter()
         .map(|c| {

@@ -7,8 +7,7 @@
 //! its errors are returned in full, never swallowed (copr#3163).
 
 use anyhow::{Context, bail};
-// Written by the builder, and kept by the backend only when the packages were also signed.
-use ferrocopr_schema::task::SUCCESS_FILE;
+use ferrocopr_schema::task::{SIGNED_FILE, SUCCESS_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,9 +32,9 @@ impl Publisher {
         Arc::clone(locks.entry(dir.to_owned()).or_default())
     }
 
-    /// (Re)writes `chroot_dir/repodata` from the packages of the builds that succeeded: a build
-    /// directory counts only when it holds `success`, so the packages of a failed or
-    /// interrupted build never reach users.
+    /// (Re)writes `chroot_dir/repodata` from the packages of the builds that succeeded and were
+    /// signed: a build directory counts only when it holds `success` and `signed`, so the
+    /// packages of a failed, canceled or interrupted build never reach users.
     pub async fn publish_chroot(&self, chroot_dir: &Path) -> anyhow::Result<()> {
         let lock = self.lock_for(chroot_dir);
         let _guard = lock.lock().await;
@@ -83,12 +82,14 @@ impl Publisher {
     }
 }
 
-/// Paths, relative to `chroot_dir`, of the packages in build directories that hold `success`.
+/// Paths, relative to `chroot_dir`, of the packages of the builds that may be published.
 async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut packages = Vec::new();
     let mut builds = tokio::fs::read_dir(chroot_dir).await?;
     while let Some(build) = builds.next_entry().await? {
-        if !build.file_type().await?.is_dir() || !build.path().join(SUCCESS_FILE).exists() {
+        let done =
+            build.path().join(SUCCESS_FILE).exists() && build.path().join(SIGNED_FILE).exists();
+        if !build.file_type().await?.is_dir() || !done {
             continue;
         }
         let mut files = tokio::fs::read_dir(build.path()).await?;

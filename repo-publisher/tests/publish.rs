@@ -56,6 +56,9 @@ async fn only_succeeded_builds_are_published() {
     build_rpm("good", &good);
     build_rpm("bad", &bad);
     std::fs::write(good.join("success"), "").expect("success");
+    std::fs::write(good.join("signed"), "").expect("signed");
+    // Built but never signed (a canceled build, say): not published either.
+    std::fs::write(bad.join("success"), "").expect("success");
 
     let publisher = Publisher::new();
     publisher.publish_chroot(&chroot).await.expect("publish");
@@ -66,8 +69,8 @@ async fn only_succeeded_builds_are_published() {
         "a failed build was published: {primary}"
     );
 
-    // A second publish after the other build succeeds picks it up.
-    std::fs::write(bad.join("success"), "").expect("success");
+    // A second publish after the other build is signed picks it up.
+    std::fs::write(bad.join("signed"), "").expect("signed");
     publisher
         .publish_chroot(&chroot)
         .await

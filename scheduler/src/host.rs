@@ -122,11 +122,14 @@ impl BuilderHost for LocalBuilders {
     }
 }
 
+/// Ends the builder's whole process group (rpmbuild and everything it started).
 async fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid {
+        // `--` before the negative id: without it `kill` reads `-<pgid>` as an option, and the
+        // signal goes elsewhere.
+        let group = format!("-{pid}");
         let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{pid}"))
+            .args(["-s", "KILL", "--", &group])
             .status()
             .await;
     }

@@ -17,7 +17,7 @@ use anyhow::Context;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
 use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot};
-use ferrocopr_schema::task::{BuilderTask, SRPM_CHROOT, SUCCESS_FILE, TaskKind};
+use ferrocopr_schema::task::{BuilderTask, SIGNED_FILE, SRPM_CHROOT, SUCCESS_FILE, TaskKind};
 use ferrocopr_schema::{BuildId, Chroot, Db, Event, Part, State};
 use ferrocopr_signer::SignerClient;
 use ferrocopr_signer::rpm_header::sign_rpm;
@@ -141,6 +141,7 @@ impl Scheduler {
     async fn apply_cancels(&self) -> anyhow::Result<()> {
         for build in self.db.builds_to_cancel().await? {
             if self.live.cancel(build.id) {
+                tracing::info!(build.id = %build.id, "cancel requested: stopping its running tasks");
                 continue;
             }
             if !build.source_state.is_finished() {
@@ -481,6 +482,8 @@ impl Scheduler {
                 dist: parsed.dist_tag(),
             },
         );
+        // A new attempt starts clean: nothing from an interrupted one may look finished.
+        remove_markers(&result_dir).await;
         let outcome = self.builders.run(&task, &result_dir, cancel).await;
         // Checked again right before publishing: a canceled build's packages never reach the
         // repository, and without `success` the publisher leaves them out later too.
@@ -489,7 +492,7 @@ impl Scheduler {
                 .as_ref()
                 .is_ok_and(|o| *o == BuilderOutcome::Canceled)
         {
-            let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
+            remove_markers(&result_dir).await;
             self.chroot(chroot, State::Running, Event::Cancel).await?;
             return Ok(());
         }
@@ -502,14 +505,14 @@ impl Scheduler {
                 {
                     Ok(true) => Event::Succeed,
                     Ok(false) => {
-                        let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
+                        remove_markers(&result_dir).await;
                         Event::Cancel
                     }
                     Err(e) => {
                         let line = format!("{} {e:#}", FailReason::SignOrPublish.log_line());
                         append_line(&result_dir, &line).await;
-                        // Without `success` the publisher leaves these packages out of repodata.
-                        let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
+                        // Without the markers the publisher leaves these packages out of repodata.
+                        remove_markers(&result_dir).await;
                         Event::Fail
                     }
                 };
@@ -550,15 +553,29 @@ impl Scheduler {
         for rpm in find_files(result_dir, ".rpm").await? {
             sign_rpm(self.signer.as_ref(), &build.project, &rpm).await?;
         }
-        if cancel.is_cancelled() {
+        // The token fires on the next cancel sweep; the database knows of a request at once.
+        let requested = self
+            .db
+            .build(build.id)
+            .await?
+            .is_none_or(|b| b.cancel_requested);
+        if cancel.is_cancelled() || requested {
             return Ok(false);
         }
+        tokio::fs::write(result_dir.join(SIGNED_FILE), b"").await?;
         let key = self.signer.public_key(&build.project).await?;
         self.publisher
             .publish_pubkey(&self.dir_of(build), &key)
             .await?;
         self.publisher.publish_chroot(chroot_dir).await?;
         Ok(true)
+    }
+}
+
+/// Takes back what marks a build directory as done, so the publisher leaves it out.
+async fn remove_markers(result_dir: &Path) {
+    for marker in [SUCCESS_FILE, SIGNED_FILE] {
+        let _ = tokio::fs::remove_file(result_dir.join(marker)).await;
     }
 }
 

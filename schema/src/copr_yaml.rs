@@ -790,7 +790,9 @@ fn bind_project(
         ));
     }
     Ok(ProjectRef {
-        owner: owner.to_owned(),
+        // The forge's spelling: `owner: Alice` in alice's repository is the same owner, and
+        // must not become a second project, results tree and key.
+        owner: repo_owner.to_owned(),
         project: project.to_owned(),
     })
 }

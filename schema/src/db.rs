@@ -58,8 +58,9 @@ pub struct BuildRequest {
     /// Makes the request idempotent: a second request with the same key makes no build.
     pub trigger_key: Option<String>,
     pub origin: Option<ForgeOrigin>,
-    /// Ask to cancel the unfinished builds this one supersedes: the earlier builds of the same
-    /// CoprDir (a pull request's builds share its `:pr:<N>` CoprDir).
+    /// Ask to cancel the unfinished builds this one supersedes: the earlier builds of other
+    /// commits in the same CoprDir (a pull request's builds share its `:pr:<N>` CoprDir). Builds
+    /// of the same commit (other jobs, rebuilds) are left alone.
     pub cancel_superseded: bool,
 }
 
@@ -72,7 +73,8 @@ pub struct Build {
     pub submitter: String,
     pub source: BuildSource,
     pub source_state: State,
-    pub canceled: bool,
+    /// Someone asked for the build to be canceled; the scheduler carries it out.
+    pub cancel_requested: bool,
     pub pkg_name: Option<String>,
     pub pkg_version: Option<String>,
     pub fail_reason: Option<String>,
@@ -109,7 +111,7 @@ fn now() -> i64 {
 }
 
 const BUILD_COLUMNS: &str = "b.id, p.owner, p.name, d.name, b.submitter, b.source_json, \
-     b.source_state, b.canceled, b.pkg_name, b.pkg_version, b.fail_reason, b.submitted_on, \
+     b.source_state, b.cancel_requested, b.pkg_name, b.pkg_version, b.fail_reason, b.submitted_on, \
      b.started_on, b.ended_on, b.forge, b.forge_repo, b.commit_sha, b.reported_status";
 const BUILD_FROM: &str = "builds b JOIN copr_dirs d ON d.id = b.copr_dir_id \
      JOIN projects p ON p.id = d.project_id";
@@ -143,7 +145,7 @@ fn build_from_row(row: &AnyRow) -> DbResult<Build> {
         submitter: row.try_get(4)?,
         source,
         source_state: state_of(&row.try_get::<String, _>(6)?)?,
-        canceled: row.try_get::<i64, _>(7)? != 0,
+        cancel_requested: row.try_get::<i64, _>(7)? != 0,
         pkg_name: row.try_get(8)?,
         pkg_version: row.try_get(9)?,
         fail_reason: row.try_get(10)?,
@@ -454,12 +456,15 @@ impl Db {
         if request.cancel_superseded {
             let unfinished = unfinished_build_condition("builds");
             let sql = format!(
-                "UPDATE builds SET canceled = 1 WHERE copr_dir_id = $1 AND id < $2 \
-                 AND canceled = 0 AND {unfinished}"
+                "UPDATE builds SET cancel_requested = 1 WHERE copr_dir_id = $1 AND id < $2 \
+                 AND cancel_requested = 0 AND (commit_sha IS NULL OR commit_sha <> $3) \
+                 AND {unfinished}"
             );
+            let sha = request.origin.as_ref().map(|o| o.commit_sha.as_str());
             sqlx::query(AssertSqlSafe(sql))
                 .bind(dir_id)
                 .bind(id)
+                .bind(sha.unwrap_or_default())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -531,15 +536,54 @@ impl Db {
     }
 
     /// Asks for a build to be canceled; the scheduler does it. False when the build does not
-    /// exist or has nothing left to cancel.
+    /// exist, has nothing left to cancel, or was asked already.
     pub async fn request_cancel(&self, id: BuildId) -> DbResult<bool> {
         let unfinished = unfinished_build_condition("builds");
-        let sql = format!("UPDATE builds SET canceled = 1 WHERE id = $1 AND {unfinished}");
+        let sql = format!(
+            "UPDATE builds SET cancel_requested = 1 WHERE id = $1 AND cancel_requested = 0 AND {unfinished}"
+        );
         let done = sqlx::query(AssertSqlSafe(sql))
             .bind(id.0)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Asks for every unfinished build of a CoprDir to be canceled (`/copr cancel` on a pull
+    /// request); returns how many were asked.
+    pub async fn request_cancel_dir(&self, project: &ProjectRef, dirname: &str) -> DbResult<u64> {
+        let unfinished = unfinished_build_condition("builds");
+        let sql = format!(
+            "UPDATE builds SET cancel_requested = 1 WHERE cancel_requested = 0 AND {unfinished} AND copr_dir_id = \
+             (SELECT d.id FROM copr_dirs d JOIN projects p ON p.id = d.project_id \
+              WHERE p.owner = $1 AND p.name = $2 AND d.name = $3)"
+        );
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(&project.owner)
+            .bind(&project.project)
+            .bind(dirname)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The newest build of a CoprDir, if any.
+    pub async fn latest_build_in_dir(
+        &self,
+        project: &ProjectRef,
+        dirname: &str,
+    ) -> DbResult<Option<Build>> {
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} \
+             WHERE p.owner = $1 AND p.name = $2 AND d.name = $3 ORDER BY b.id DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(&project.owner)
+            .bind(&project.project)
+            .bind(dirname)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(build_from_row).transpose()
     }
 
     // ---- builds: the scheduler's writes ----
@@ -548,7 +592,7 @@ impl Db {
     pub async fn builds_to_cancel(&self) -> DbResult<Vec<Build>> {
         let unfinished = unfinished_build_condition("b");
         let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.canceled = 1 AND {unfinished} ORDER BY b.id"
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.cancel_requested = 1 AND {unfinished} ORDER BY b.id"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .fetch_all(&self.pool)
@@ -559,7 +603,7 @@ impl Db {
     /// The oldest build whose SRPM task waits for a builder.
     pub async fn next_pending_source(&self) -> DbResult<Option<Build>> {
         let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.source_state = $1 AND b.canceled = 0 \
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.source_state = $1 AND b.cancel_requested = 0 \
              ORDER BY b.id LIMIT 1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -574,7 +618,7 @@ impl Db {
         let row = sqlx::query(
             "SELECT c.build_id, c.chroot, c.state, c.git_hash, c.started_on, c.ended_on \
              FROM build_chroots c JOIN builds b ON b.id = c.build_id \
-             WHERE c.state = $1 AND b.canceled = 0 ORDER BY c.build_id, c.chroot LIMIT 1",
+             WHERE c.state = $1 AND b.cancel_requested = 0 ORDER BY c.build_id, c.chroot LIMIT 1",
         )
         .bind(State::Pending.name())
         .fetch_optional(&self.pool)

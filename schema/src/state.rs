@@ -179,9 +179,13 @@ impl fmt::Display for State {
 /// canceled; else the source state while it is one of starting/pending/running/importing/failed;
 /// else the first present among the chroot states in the order running, starting, pending,
 /// failed, succeeded, skipped, forked (waiting counts as pending).
-pub fn build_state(canceled: bool, source: State, chroots: &[State]) -> State {
+///
+/// A build whose cancel was requested counts as canceled once every part has finished: until
+/// then its builders may still be running, and the states say so.
+pub fn build_state(cancel_requested: bool, source: State, chroots: &[State]) -> State {
     use State::*;
-    if canceled {
+    let all_finished = source.is_finished() && chroots.iter().all(|s| s.is_finished());
+    if cancel_requested && all_finished {
         return Canceled;
     }
     if matches!(
@@ -196,7 +200,7 @@ pub fn build_state(canceled: bool, source: State, chroots: &[State]) -> State {
             .any(|&s| s == wanted || (wanted == Pending && s == Waiting))
     };
     [
-        Running, Starting, Pending, Failed, Succeeded, Skipped, Forked,
+        Running, Starting, Pending, Failed, Succeeded, Skipped, Forked, Canceled,
     ]
     .into_iter()
     .find(|&s| present(s))
@@ -295,7 +299,16 @@ mod tests {
     #[test]
     fn overall_state_follows_copr() {
         use State::*;
-        assert_eq!(build_state(true, Succeeded, &[Running]), Canceled);
+        assert_eq!(
+            build_state(true, Succeeded, &[Running]),
+            Running,
+            "still stopping"
+        );
+        assert_eq!(
+            build_state(true, Succeeded, &[Canceled, Succeeded]),
+            Canceled
+        );
+        assert_eq!(build_state(false, Succeeded, &[Canceled]), Canceled);
         assert_eq!(build_state(false, Importing, &[]), Importing);
         assert_eq!(build_state(false, Failed, &[]), Failed);
         assert_eq!(

@@ -62,6 +62,9 @@ pub struct PackageNevra {
 
 /// The file the builder writes on success only.
 pub const SUCCESS_FILE: &str = "success";
+/// Written by the backend, never the builder, once a build's packages are signed and the build
+/// is still wanted: the publisher puts only such builds into repodata.
+pub const SIGNED_FILE: &str = "signed";
 /// The log the builder writes while it runs and the scheduler follows.
 pub const LIVE_LOG: &str = "builder-live.log";
 /// The package list the builder writes.

@@ -220,15 +220,50 @@ async fn facade_script(db: Db) {
         .map(|b| b.id)
         .collect();
     assert_eq!(to_cancel, [id]);
-    assert!(db.build(id).await.expect("query").expect("build").canceled);
+    assert!(
+        db.build(id)
+            .await
+            .expect("query")
+            .expect("build")
+            .cancel_requested
+    );
     assert!(
         !db.build(newer)
             .await
             .expect("query")
             .expect("build")
-            .canceled
+            .cancel_requested
     );
-    assert!(db.request_cancel(newer).await.expect("cancel"));
+    let project = request("x").project;
+    let latest = db
+        .latest_build_in_dir(&project, "hello")
+        .await
+        .expect("query")
+        .expect("a build");
+    assert_eq!(latest.id, newer);
+    assert_eq!(
+        db.request_cancel_dir(&project, "hello")
+            .await
+            .expect("cancel"),
+        1,
+        "only the newer one was still to cancel"
+    );
+    assert_eq!(
+        db.request_cancel_dir(&project, "hello")
+            .await
+            .expect("cancel"),
+        0
+    );
+    assert!(
+        db.latest_build_in_dir(&project, "nope")
+            .await
+            .expect("query")
+            .is_none()
+    );
+    assert!(
+        !db.request_cancel(newer).await.expect("cancel"),
+        "already asked"
+    );
     assert!(!db.request_cancel(BuildId(999_999)).await.expect("cancel"));
     assert_eq!(db.count_deliveries().await.expect("count"), 0);
     assert!(

@@ -45,9 +45,26 @@ pub struct UnexpectedRequest {
     pub why: String,
 }
 
+/// A pull request as the fake serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakePull {
+    pub head_sha: String,
+    pub head_full_name: String,
+    pub head_clone_url: String,
+    pub base_ref: String,
+    pub author: String,
+}
+
 #[derive(Default)]
 struct Inner {
     repos: HashMap<String, PathBuf>,
+    pulls: HashMap<(String, u64), FakePull>,
+    /// `(repo, user)` → `admin`, `write`, `read`; anyone else is not a collaborator (404).
+    permissions: HashMap<(String, String), String>,
+    /// Comments the bot wrote, per `(repo, pull request)`.
+    comments: HashMap<(String, u64), Vec<String>>,
+    /// Reactions the bot left, per comment id.
+    reactions: HashMap<u64, Vec<String>>,
     statuses: HashMap<String, Vec<Status>>,
     unexpected: Vec<UnexpectedRequest>,
     next_status_id: u64,
@@ -84,6 +101,19 @@ impl FakeGitHub {
         let app = Router::new()
             .route("/repos/{owner}/{repo}/contents/{*path}", get(get_contents))
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+            .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
+            .route(
+                "/repos/{owner}/{repo}/collaborators/{user}/permission",
+                get(get_permission),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                post(create_comment),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments/{id}/reactions",
+                post(create_reaction),
+            )
             .fallback(unexpected)
             .with_state(shared.clone());
         tokio::spawn(async move {
@@ -107,6 +137,42 @@ impl FakeGitHub {
             .insert(full_name.to_owned(), path.into());
     }
 
+    /// Serves pull request `number` of `full_name`.
+    pub fn register_pull(&self, full_name: &str, number: u64, pull: FakePull) {
+        self.shared
+            .lock()
+            .pulls
+            .insert((full_name.to_owned(), number), pull);
+    }
+
+    /// Gives `user` a permission (`admin`, `write`, `read`) on `full_name`.
+    pub fn grant(&self, full_name: &str, user: &str, permission: &str) {
+        self.shared.lock().permissions.insert(
+            (full_name.to_owned(), user.to_owned()),
+            permission.to_owned(),
+        );
+    }
+
+    /// The comments the bot wrote on pull request `number`, oldest first.
+    pub fn comments(&self, full_name: &str, number: u64) -> Vec<String> {
+        self.shared
+            .lock()
+            .comments
+            .get(&(full_name.to_owned(), number))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The reactions the bot left on comment `id`.
+    pub fn reactions(&self, id: u64) -> Vec<String> {
+        self.shared
+            .lock()
+            .reactions
+            .get(&id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Every status posted for `sha`, oldest first.
     pub fn statuses(&self, sha: &str) -> Vec<Status> {
         self.shared
@@ -122,7 +188,7 @@ impl FakeGitHub {
         self.shared.lock().unexpected.clone()
     }
 
-    /// A receiver that changes whenever a status is recorded.
+    /// A receiver that changes whenever a status, comment or reaction is recorded.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.changes.subscribe()
     }
@@ -318,6 +384,152 @@ async fn create_status(
             "description": status.description,
             "target_url": status.target_url,
         })),
+    )
+        .into_response()
+}
+
+/// Checks the token and that the repository is known, recording a refusal otherwise.
+fn admit(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    full_name: &str,
+) -> Option<Response> {
+    if !authorized(headers) {
+        shared.refuse(method, uri, "missing or wrong token");
+        return Some(message(StatusCode::UNAUTHORIZED, "Bad credentials"));
+    }
+    if !shared.lock().repos.contains_key(full_name) {
+        shared.refuse(method, uri, "repository not registered with the fake");
+        return Some(message(StatusCode::NOT_FOUND, "Not Found"));
+    }
+    None
+}
+
+async fn get_pull(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let full_name = format!("{owner}/{repo}");
+    if let Some(refused) = admit(&shared, &method, &uri, &headers, &full_name) {
+        return refused;
+    }
+    let Some(pull) = shared
+        .lock()
+        .pulls
+        .get(&(full_name.clone(), number))
+        .cloned()
+    else {
+        shared.refuse(&method, &uri, "pull request not registered with the fake");
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    axum::Json(json!({
+        "number": number,
+        "state": "open",
+        "user": { "login": pull.author },
+        "head": { "sha": pull.head_sha, "ref": "feature",
+                  "repo": { "full_name": pull.head_full_name, "clone_url": pull.head_clone_url } },
+        "base": { "ref": pull.base_ref, "repo": { "full_name": full_name } },
+    }))
+    .into_response()
+}
+
+async fn get_permission(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, repo, user)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let full_name = format!("{owner}/{repo}");
+    if let Some(refused) = admit(&shared, &method, &uri, &headers, &full_name) {
+        return refused;
+    }
+    match shared.lock().permissions.get(&(full_name, user.clone())) {
+        Some(permission) => {
+            axum::Json(json!({ "permission": permission, "user": { "login": user } }))
+                .into_response()
+        }
+        None => message(
+            StatusCode::NOT_FOUND,
+            &format!("{user} is not a collaborator"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct CommentBody {
+    body: String,
+}
+
+async fn create_comment(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let full_name = format!("{owner}/{repo}");
+    if let Some(refused) = admit(&shared, &method, &uri, &headers, &full_name) {
+        return refused;
+    }
+    let Ok(comment) = serde_json::from_slice::<CommentBody>(&body) else {
+        shared.refuse(&method, &uri, "body is not a comment");
+        return message(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+    };
+    let id = {
+        let mut inner = shared.lock();
+        inner.next_status_id += 1;
+        inner
+            .comments
+            .entry((full_name, number))
+            .or_default()
+            .push(comment.body.clone());
+        inner.next_status_id
+    };
+    shared.changes.send_modify(|n| *n += 1);
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "body": comment.body })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ReactionBody {
+    content: String,
+}
+
+async fn create_reaction(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = admit(&shared, &method, &uri, &headers, &format!("{owner}/{repo}")) {
+        return refused;
+    }
+    let Ok(reaction) = serde_json::from_slice::<ReactionBody>(&body) else {
+        shared.refuse(&method, &uri, "body is not a reaction");
+        return message(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+    };
+    shared
+        .lock()
+        .reactions
+        .entry(id)
+        .or_default()
+        .push(reaction.content.clone());
+    shared.changes.send_modify(|n| *n += 1);
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "content": reaction.content })),
     )
         .into_response()
 }

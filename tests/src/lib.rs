@@ -15,7 +15,7 @@ pub mod repo;
 pub mod tools;
 pub mod webhook;
 
-pub use fake_github::{FakeGitHub, Status};
+pub use fake_github::{FakeGitHub, FakePull, Status};
 pub use http::HttpResponse;
 pub use repo::TestRepo;
 pub use tools::InstallRoot;
@@ -93,6 +93,7 @@ impl TestEnv {
             public_url: public_url.clone(),
             github_webhook_secrets: vec![
                 ferrocopr::Secret::new(webhook::SECRET.to_owned()).expect("test secret"),
+                ferrocopr::Secret::new(webhook::NEXT_SECRET.to_owned()).expect("test secret"),
             ],
             github_token: Some(
                 ferrocopr::Secret::new(fake_github::TOKEN.to_owned()).expect("test token"),
@@ -125,7 +126,7 @@ impl TestEnv {
             let _ = ended_tx.send(Some(outcome));
         });
 
-        TestEnv {
+        let env = TestEnv {
             dir: Some(dir),
             data_dir,
             public_url,
@@ -133,7 +134,17 @@ impl TestEnv {
             postgres,
             shutdown: Some(shutdown),
             ended,
-        }
+        };
+        // The listener is served only once the database is open and migrated: one answer
+        // means ferrocopr is ready for the test.
+        let ready = env.get("/").await;
+        assert_eq!(
+            ready.status,
+            200,
+            "ferrocopr did not come up: {}",
+            ready.text()
+        );
+        env
     }
 
     /// The fake GitHub: register repositories, read the statuses ferrocopr posted.
@@ -263,6 +274,23 @@ impl TestEnv {
         let body = webhook::pull_request_payload(full_name, &repo.clone_url(), pr);
         self.github_webhook("pull_request", &new_delivery_id(), &body, None)
             .await
+    }
+
+    /// Waits until `ready` holds of the fake GitHub (checked after each thing it records).
+    pub async fn wait_for_github(&self, what: &str, ready: impl Fn(&FakeGitHub) -> bool) {
+        let mut changes = self.github.subscribe();
+        let deadline = tokio::time::Instant::now() + STATUS_TIMEOUT;
+        loop {
+            changes.borrow_and_update();
+            if ready(&self.github) {
+                return;
+            }
+            self.assert_running();
+            tokio::select! {
+                changed = changes.changed() => changed.expect("the fake GitHub went away"),
+                () = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}"),
+            }
+        }
     }
 
     /// Every status ferrocopr posted for `sha`, oldest first.

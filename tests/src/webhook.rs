@@ -1,4 +1,4 @@
-//! GitHub webhook deliveries as GitHub sends them: real payloads from `shared/data/webhooks`,
+//! GitHub webhook deliveries as GitHub sends them: real payloads from `tests/data/webhooks`,
 //! varied per test, and the `X-Hub-Signature-256` HMAC over the raw body.
 
 use hmac::{Hmac, Mac};
@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 /// The secret the harness configures ferrocopr with.
 pub const SECRET: &str = "e2e-webhook-secret";
+/// A second secret configured beside it, as during a rotation.
+pub const NEXT_SECRET: &str = "e2e-webhook-secret-next";
 
 /// `sha256=<hex HMAC-SHA256(secret, body)>`, the value of `X-Hub-Signature-256`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -16,10 +18,11 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The real payloads sit in the `shared` directory beside the repository clone.
+/// The real payloads, kept unchanged in the repository (copied from the project's shared data;
+/// `tests/data/webhooks/README.md` says where they come from).
 fn payload_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/webhooks/github")
+        .join("data/webhooks/github")
         .join(name)
 }
 
@@ -28,8 +31,7 @@ pub fn real_payload(name: &str) -> Value {
     let path = payload_path(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "the real webhook payload {} is missing ({e}); the tests expect the shared data \
-             directory beside the repository (…/shared next to …/main)",
+            "the real webhook payload {} is missing ({e})",
             path.display()
         )
     });
@@ -99,4 +101,38 @@ pub fn pull_request_payload(
     pull["head"]["repo"]["full_name"] = pr.head_repo_full_name.into();
     pull["head"]["repo"]["clone_url"] = pr.head_clone_url.into();
     serde_json::to_vec(&payload).expect("serialise the pull_request payload")
+}
+
+/// GitHub's `issue_comment_created.json`, turned into comment `comment_id` by `commenter` on
+/// pull request `number` (opened by `pr_author`) of `full_name`.
+pub fn pull_request_comment_payload(
+    full_name: &str,
+    clone_url: &str,
+    number: u64,
+    pr_author: &str,
+    comment_id: u64,
+    commenter: &str,
+    body: &str,
+) -> Vec<u8> {
+    let (owner, name) = full_name
+        .split_once('/')
+        .unwrap_or_else(|| panic!("{full_name:?} is not owner/name"));
+    let mut payload = real_payload("issue_comment_created.json");
+    payload["action"] = "created".into();
+    let issue = &mut payload["issue"];
+    issue["number"] = number.into();
+    issue["user"]["login"] = pr_author.into();
+    issue["pull_request"] = serde_json::json!({ "url": format!("https://api.github.com/repos/{full_name}/pulls/{number}") });
+    let comment = &mut payload["comment"];
+    comment["id"] = comment_id.into();
+    comment["body"] = body.into();
+    comment["user"]["login"] = commenter.into();
+    comment["user"]["type"] = "User".into();
+    let repository = &mut payload["repository"];
+    repository["full_name"] = full_name.into();
+    repository["name"] = name.into();
+    repository["owner"]["login"] = owner.into();
+    repository["clone_url"] = clone_url.into();
+    repository["default_branch"] = "main".into();
+    serde_json::to_vec(&payload).expect("serialise the issue_comment payload")
 }

@@ -655,7 +655,11 @@ fn project_is_bound_to_the_repository_owner() {
     assert_eq!(position(&e), (3, 8), "{e}");
     assert!(e.message.contains("may go only to `mallory`"), "{e}");
     let own = project_for_repo(&config, text, "Bob", "tool").expect("own owner");
-    assert_eq!((own.owner.as_str(), own.project.as_str()), ("bob", "tool"));
+    assert_eq!(
+        (own.owner.as_str(), own.project.as_str()),
+        ("Bob", "tool"),
+        "the forge's spelling"
+    );
     let config = parse(MINIMAL).expect("valid");
     let e = project_for_repo(&config, MINIMAL, "alice", "..").expect_err("must be refused");
     assert!(e.message.contains("set `project:`"), "{e}");

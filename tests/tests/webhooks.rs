@@ -1,0 +1,72 @@
+//! The webhook door (issue 3): verified before anything is parsed, several secrets at once for
+//! a rotation, bodies over the limit refused, each delivery recorded once, and events that need
+//! no action answered 2xx without a build.
+
+use ferrocopr_tests::webhook::{NEXT_SECRET, real_payload};
+use ferrocopr_tests::{DbKind, TestEnv, new_delivery_id, push_payload};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_door() {
+    let env = TestEnv::start(DbKind::Sqlite).await;
+    let db = env.db().await;
+
+    // GitHub's ping when a webhook is added.
+    let ping = serde_json::to_vec(&real_payload("ping.json")).expect("json");
+    let (code, _) = env
+        .github_webhook("ping", &new_delivery_id(), &ping, None)
+        .await;
+    assert_eq!(code, 200);
+
+    // Over the limit: refused before it is read, nothing recorded.
+    let huge = vec![b' '; 6 * 1024 * 1024];
+    let (code, _) = env
+        .github_webhook("push", &new_delivery_id(), &huge, None)
+        .await;
+    assert_eq!(code, 413);
+    assert_eq!(db.count_deliveries().await.expect("count"), 0);
+
+    // A push to a repository without .copr.yaml, signed with the second (rotated-in) secret:
+    // accepted, recorded once however often GitHub redelivers it, and no build.
+    let repo = env.new_repo("alice/plain");
+    repo.write("README", "no .copr.yaml here\n");
+    let sha = repo.commit("plain");
+    let body = push_payload("alice/plain", &repo.clone_url(), &sha, "main");
+    let delivery = new_delivery_id();
+    for _ in 0..3 {
+        let (code, text) = env
+            .github_webhook("push", &delivery, &body, Some(NEXT_SECRET))
+            .await;
+        assert_eq!(code, 202, "{text}");
+    }
+    assert_eq!(db.count_deliveries().await.expect("count"), 1);
+
+    // The real tag-deletion push, unchanged: 2xx, and nothing to build.
+    let deleted = serde_json::to_vec(&real_payload("push.json")).expect("json");
+    let (code, text) = env
+        .github_webhook("push", &new_delivery_id(), &deleted, None)
+        .await;
+    assert_eq!(code, 202, "{text}");
+    assert_eq!(db.count_deliveries().await.expect("count"), 2);
+
+    // A build request would post a pending status at once; give the worker a moment by
+    // waiting for something that does happen: a later push with a broken .copr.yaml.
+    let broken = env.new_repo("alice/broken");
+    broken.write(
+        ".copr.yaml",
+        "chroots: [fedora-41-x86_64]\nspec: x.spec\nbogus: 1\n",
+    );
+    let broken_sha = broken.commit("broken");
+    env.push("alice/broken", &broken, &broken_sha, "main").await;
+    env.wait_for_status(&broken_sha, |s| s.state == "failure")
+        .await;
+    // Deliveries are handled in order, so the earlier ones are done: none made a status.
+    assert!(
+        env.statuses(&sha).is_empty(),
+        "a repository without .copr.yaml got a status"
+    );
+    assert!(
+        !env.data_dir().join("results/alice").exists(),
+        "something was built"
+    );
+    assert_eq!(env.github().unexpected_requests(), vec![]);
+}
