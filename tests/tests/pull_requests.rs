@@ -140,6 +140,15 @@ async fn a_new_push_cancels_the_superseded_build(db: DbKind) {
             .is_some_and(|d| d.contains("canceled")),
         "{superseded:#?}"
     );
+    // The builder itself was stopped: its log ends with the backend's line saying so.
+    let log = env
+        .data_dir()
+        .join("results/alice/hello:pr:7/fedora-41-x86_64/00000001-hello/builder-live.log");
+    let log = std::fs::read_to_string(&log).expect("the superseded build's log");
+    assert!(
+        log.trim_end().ends_with("==> the build was canceled"),
+        "{log}"
+    );
     let newest = env.wait_for_status(&second, verdict).await;
     assert_eq!(newest.state, "success", "{:#?}", env.statuses(&second));
 
