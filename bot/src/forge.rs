@@ -46,6 +46,17 @@ pub struct RepoRef {
     pub clone_url: String,
 }
 
+/// Whether an error from a forge call says the forge is down or unreachable (a 5xx, a
+/// connection failure) rather than that it refused this one request (a 4xx): when it is down,
+/// asking about the next build is pointless until it is back.
+pub fn forge_unavailable(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<octocrab::Error>() {
+        Some(octocrab::Error::GitHub { source, .. }) => source.status_code.is_server_error(),
+        Some(_) => true,
+        None => false,
+    }
+}
+
 /// What the bot needs to know of a pull request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequestInfo {

@@ -5,7 +5,7 @@
 //! wake-up or a forge outage therefore delays a status but never leaves it stuck in pending
 //! (the most common Packit complaint, REFERENCE §10).
 
-use crate::forge::{CommitState, CommitStatus};
+use crate::forge::{CommitState, CommitStatus, forge_unavailable};
 use crate::{BotState, texts};
 use ferrocopr_schema::BuildId;
 use ferrocopr_schema::State;
@@ -86,8 +86,9 @@ fn shown(status: &CommitStatus) -> String {
     )
 }
 
-/// After a forge refused a build's status, it is not asked again about that build for this
-/// long (doubling up to [`MAX_BACKOFF`]): the sweep goes on with the other builds.
+/// After a forge refused a build's status (a 4xx: a deleted repository, a lost permission), it
+/// is not asked again about that build for this long (doubling up to [`MAX_BACKOFF`]): the
+/// sweep goes on with the other builds.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
@@ -123,7 +124,7 @@ async fn sweep(state: &BotState, backoff: &mut Backoff) -> anyhow::Result<()> {
         }
         let chroots = state.db.build_chroots(build.id).await?;
         let (mut statuses, finished) = statuses_for(&build, &chroots, &state.public_url);
-        if build.reported_status.is_none() {
+        if build.reported_status.is_none() && !finished {
             // The first "accepted" goes to the aggregate first: it is the one users wait for.
             statuses.rotate_right(1);
         }
@@ -156,6 +157,15 @@ async fn sweep(state: &BotState, backoff: &mut Backoff) -> anyhow::Result<()> {
                     .db
                     .mark_reported(build.id, build.reported_status.as_deref(), &key)
                     .await?;
+            }
+            Err(e) if forge_unavailable(&e) => {
+                // The forge is down: the next pass (every few seconds) tries again, and posts
+                // everything that is due in one go once it is back.
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the forge is unavailable; statuses wait for the next pass"
+                );
+                return Ok(());
             }
             Err(e) => {
                 let wait = backoff

@@ -68,6 +68,10 @@ struct Inner {
     statuses: HashMap<String, Vec<Status>>,
     unexpected: Vec<UnexpectedRequest>,
     next_status_id: u64,
+    /// Status posts still to answer with 500, as a forge outage.
+    failing_status_posts: usize,
+    /// Status posts answered with 500 so far.
+    failed_status_posts: usize,
 }
 
 struct Shared {
@@ -135,6 +139,16 @@ impl FakeGitHub {
             .lock()
             .repos
             .insert(full_name.to_owned(), path.into());
+    }
+
+    /// Answers the next `posts` status posts with 500, as GitHub does in an outage.
+    pub fn fail_status_posts(&self, posts: usize) {
+        self.shared.lock().failing_status_posts = posts;
+    }
+
+    /// How many status posts were answered with 500.
+    pub fn failed_status_posts(&self) -> usize {
+        self.shared.lock().failed_status_posts
     }
 
     /// Serves pull request `number` of `full_name`.
@@ -336,6 +350,14 @@ async fn create_status(
     if !shared.lock().repos.contains_key(&format!("{owner}/{repo}")) {
         shared.refuse(&method, &uri, "repository not registered with the fake");
         return message(StatusCode::NOT_FOUND, "Not Found");
+    }
+    {
+        let mut inner = shared.lock();
+        if inner.failing_status_posts > 0 {
+            inner.failing_status_posts -= 1;
+            inner.failed_status_posts += 1;
+            return message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error");
+        }
     }
     let body: StatusBody = match serde_json::from_slice(&body) {
         Ok(body) => body,

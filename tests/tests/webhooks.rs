@@ -70,3 +70,46 @@ async fn the_webhook_door() {
     );
     assert_eq!(env.github().unexpected_requests(), vec![]);
 }
+
+/// GitHub answers 500 to the first 20 status posts, then recovers: the reconciler catches up,
+/// and every status ends right.
+#[tokio::test(flavor = "multi_thread")]
+async fn statuses_catch_up_after_a_forge_outage() {
+    let env = TestEnv::start(DbKind::Sqlite).await;
+    env.github().fail_status_posts(20);
+    let repo = env.new_repo("alice/hello");
+    repo.write(
+        ".copr.yaml",
+        "chroots: [fedora-41-x86_64]\nspec: hello.spec\n",
+    );
+    repo.write(
+        "hello.spec",
+        "Name: hello\nVersion: 1\nRelease: 1\nSummary: s\nLicense: MIT\nBuildArch: noarch\n\
+         %description\nd\n%files\n",
+    );
+    let sha = repo.commit("hello");
+    let (code, text) = env.push("alice/hello", &repo, &sha, "main").await;
+    assert_eq!(code, 202, "{text}");
+
+    let done = env
+        .wait_for_status(&sha, |s| {
+            s.state != "pending" && s.context.as_deref() == Some("copr/rpm-build")
+        })
+        .await;
+    assert_eq!(done.state, "success", "{:#?}", env.statuses(&sha));
+    assert_eq!(
+        env.github().failed_status_posts(),
+        20,
+        "the outage did not happen"
+    );
+    let chroot = env
+        .statuses(&sha)
+        .into_iter()
+        .rev()
+        .find(|s| s.context.as_deref() == Some("copr/rpm-build:fedora-41-x86_64"))
+        .expect("a status for the chroot");
+    assert_eq!(
+        chroot.state, "success",
+        "the chroot's last status is not final"
+    );
+}
