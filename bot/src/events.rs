@@ -302,6 +302,16 @@ fn push_event(push: Push) -> Result<ForgeEvent, String> {
     })
 }
 
+/// The repository a pull request comes from when it is not the base repository itself (a
+/// deleted head repository counts as a fork: nothing vouches for it).
+fn fork_of(head_repo: Option<&str>, base_repo: &str) -> Option<String> {
+    match head_repo {
+        Some(head) if head == base_repo => None,
+        Some(head) => Some(head.to_owned()),
+        None => Some("a deleted repository".to_owned()),
+    }
+}
+
 fn pull_request_event(event: PullRequestEvent) -> Result<ForgeEvent, String> {
     if !matches!(event.action.as_str(), "opened" | "reopened" | "synchronize") {
         return Err(format!("pull request {} needs no build", event.action));
@@ -309,11 +319,10 @@ fn pull_request_event(event: PullRequestEvent) -> Result<ForgeEvent, String> {
     let pr = event.pull_request;
     let base = event.repository;
     let head_repo = pr.head.repo;
-    let from_fork = match &head_repo {
-        Some(head) if head.full_name == base.full_name => None,
-        Some(head) => Some(head.full_name.clone()),
-        None => Some("a deleted repository".to_owned()),
-    };
+    let from_fork = fork_of(
+        head_repo.as_ref().map(|h| h.full_name.as_str()),
+        &base.full_name,
+    );
     Ok(ForgeEvent {
         repo_owner: base.owner_name(),
         repo_name: base.name.clone(),
@@ -444,11 +453,7 @@ async fn handle_comment(
     }
     let pr = state.forge.pull_request(&repo, number).await?;
     let base = event.repository;
-    let from_fork = match &pr.head_repo {
-        Some(head) if *head == base.full_name => None,
-        Some(head) => Some(head.clone()),
-        None => Some("a deleted repository".to_owned()),
-    };
+    let from_fork = fork_of(pr.head_repo.as_deref(), &base.full_name);
     let build_event = ForgeEvent {
         repo_owner: base.owner_name(),
         repo_name: base.name.clone(),

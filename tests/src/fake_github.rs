@@ -251,13 +251,11 @@ async fn get_contents(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&headers) {
-        shared.refuse(&method, &uri, "missing or wrong token");
-        return message(StatusCode::UNAUTHORIZED, "Bad credentials");
-    }
     let full_name = format!("{owner}/{repo}");
+    if let Some(refused) = admit(&shared, &method, &uri, &headers, &full_name) {
+        return refused;
+    }
     let Some(repo_path) = shared.lock().repos.get(&full_name).cloned() else {
-        shared.refuse(&method, &uri, "repository not registered with the fake");
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
     let reference = query.reference.unwrap_or_else(|| "HEAD".to_owned());
@@ -343,13 +341,8 @@ async fn create_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers) {
-        shared.refuse(&method, &uri, "missing or wrong token");
-        return message(StatusCode::UNAUTHORIZED, "Bad credentials");
-    }
-    if !shared.lock().repos.contains_key(&format!("{owner}/{repo}")) {
-        shared.refuse(&method, &uri, "repository not registered with the fake");
-        return message(StatusCode::NOT_FOUND, "Not Found");
+    if let Some(refused) = admit(&shared, &method, &uri, &headers, &format!("{owner}/{repo}")) {
+        return refused;
     }
     {
         let mut inner = shared.lock();
