@@ -1,18 +1,22 @@
 //! The event worker: turns recorded forge deliveries into build requests (seed step 1).
 //!
-//! It reads `.copr.yaml` at the event's commit through the [`Forge`](crate::forge::Forge),
+//! Each forge's payloads are read into the same [`Action`]s ([`github`], [`gitlab`]); from
+//! there on the flow is one. It reads `.copr.yaml` at the event's commit through the
+//! [`Forge`](crate::forge::Forge),
 //! answers a broken file with a failed status that says where to fix it, and otherwise asks
 //! for a build. The build's trigger key is the delivery id, so handling a delivery twice (a
 //! crash between the request and marking it done) never makes a second build.
 
+mod github;
+pub(crate) mod gitlab;
+
 use crate::commands::{self, Command};
-use crate::forge::{CommitState, RepoRef};
+use crate::forge::{CommitState, ForgeUser, GITHUB, GITLAB, RepoRef};
 use crate::{BotState, texts};
 use ferrocopr_schema::copr_yaml::{self, FILE_NAME, ResolvedJob, SrpmMethod, Trigger};
 use ferrocopr_schema::db::{BuildRequest, Delivery};
 use ferrocopr_schema::{BuildSource, ForgeOrigin, State};
-use serde::Deserialize;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 /// How long to wait before trying a delivery again after an internal error (the forge API was
@@ -38,134 +42,6 @@ impl Outcome {
             Outcome::ConfigError(e) => format!("config error: {e}"),
         }
     }
-}
-
-/// The parts of GitHub's `push` payload we use.
-#[derive(Debug, Deserialize)]
-struct Push {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    after: String,
-    #[serde(default)]
-    deleted: bool,
-    repository: Repository,
-    #[serde(default)]
-    pusher: Option<Pusher>,
-    #[serde(default)]
-    sender: Option<Sender>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Repository {
-    name: String,
-    full_name: String,
-    clone_url: String,
-    default_branch: Option<String>,
-    owner: Owner,
-}
-
-impl Repository {
-    fn owner_name(&self) -> String {
-        self.owner
-            .login
-            .clone()
-            .or_else(|| self.owner.name.clone())
-            .unwrap_or_else(|| {
-                self.full_name
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-    }
-}
-
-/// The parts of GitHub's `pull_request` payload we use.
-#[derive(Debug, Deserialize)]
-struct PullRequestEvent {
-    action: String,
-    number: u64,
-    pull_request: PullRequest,
-    /// The base repository, where statuses go.
-    repository: Repository,
-}
-
-#[derive(Debug, Deserialize)]
-struct PullRequest {
-    head: Head,
-    base: Base,
-    user: User,
-}
-
-#[derive(Debug, Deserialize)]
-struct Base {
-    #[serde(rename = "ref")]
-    git_ref: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Head {
-    sha: String,
-    /// `null` when the fork was deleted.
-    repo: Option<HeadRepository>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HeadRepository {
-    full_name: String,
-    clone_url: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct User {
-    login: String,
-}
-
-/// The parts of GitHub's `issue_comment` payload we use.
-#[derive(Debug, Deserialize)]
-struct IssueCommentEvent {
-    action: String,
-    issue: Issue,
-    comment: Comment,
-    repository: Repository,
-}
-
-#[derive(Debug, Deserialize)]
-struct Issue {
-    number: u64,
-    user: User,
-    /// Present when the issue is a pull request.
-    pull_request: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Comment {
-    id: u64,
-    body: String,
-    user: CommentUser,
-}
-
-#[derive(Debug, Deserialize)]
-struct CommentUser {
-    login: String,
-    #[serde(rename = "type", default)]
-    kind: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Owner {
-    login: Option<String>,
-    name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Pusher {
-    name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Sender {
-    login: Option<String>,
 }
 
 /// Handles deliveries until `shutdown`.
@@ -215,39 +91,101 @@ pub async fn run(state: BotState, shutdown: CancellationToken) {
     }
 }
 
+/// What a delivery asks of the bot, whatever its forge.
+#[derive(Debug)]
+pub(crate) enum Action {
+    Build(ForgeEvent),
+    Comment(CommentEvent),
+    /// A pull request was closed or merged: its CoprDirs are kept for the retention period.
+    PullRequestClosed {
+        /// The repository its builds reported to.
+        repo: String,
+        number: u64,
+    },
+    Ignore(String),
+}
+
+/// A comment on a pull request (a note on a GitLab merge request).
+#[derive(Debug, Clone)]
+pub(crate) struct CommentEvent {
+    /// The repository the pull request belongs to.
+    repo: RepoRef,
+    repo_owner: String,
+    repo_name: String,
+    default_branch: Option<String>,
+    number: u64,
+    comment_id: u64,
+    body: String,
+    commenter: ForgeUser,
+    /// Written by a bot account (GitHub) or by GitLab itself (a system note).
+    from_bot: bool,
+    /// Written by the pull request's author.
+    by_author: bool,
+}
+
 async fn handle(state: &BotState, delivery: &Delivery) -> anyhow::Result<Outcome> {
-    let event = match (delivery.forge.as_str(), delivery.event.as_str()) {
-        ("github", "push") => match serde_json::from_str::<Push>(&delivery.payload) {
-            Ok(push) => push_event(push),
-            Err(e) => Err(format!("unreadable push payload: {e}")),
-        },
-        ("github", "issue_comment") => {
-            return match serde_json::from_str::<IssueCommentEvent>(&delivery.payload) {
-                Ok(comment) => handle_comment(state, delivery, comment).await,
-                Err(e) => Ok(Outcome::Ignored(format!(
-                    "unreadable issue_comment payload: {e}"
-                ))),
-            };
-        }
-        ("github", "pull_request") => {
-            match serde_json::from_str::<PullRequestEvent>(&delivery.payload) {
-                Ok(pr) => pull_request_event(pr),
-                Err(e) => Err(format!("unreadable pull_request payload: {e}")),
-            }
-        }
-        (forge, event) => Err(format!("{forge} event {event} needs no action")),
+    let action = match delivery.forge.as_str() {
+        GITHUB => github::parse(&delivery.event, &delivery.payload),
+        GITLAB => gitlab::parse(&delivery.event, &delivery.payload),
+        other => Action::Ignore(format!("deliveries of forge {other} are not handled")),
     };
-    match event {
-        Ok(event) => build_for(state, delivery, event, "", None).await,
-        Err(why) => Ok(Outcome::Ignored(why)),
+    match action {
+        Action::Build(event) => build_for(state, delivery, event, "", None).await,
+        Action::Comment(comment) => handle_comment(state, delivery, comment).await,
+        Action::PullRequestClosed { repo, number } => {
+            pull_request_closed(state, &delivery.forge, &repo, number).await
+        }
+        Action::Ignore(why) => Ok(Outcome::Ignored(why)),
     }
+}
+
+/// A closed or merged pull request: its unfinished builds are canceled and its CoprDirs are
+/// scheduled for deletion after the instance's retention period (a reopened pull request's
+/// next build clears the date).
+async fn pull_request_closed(
+    state: &BotState,
+    forge: &str,
+    repo: &str,
+    number: u64,
+) -> anyhow::Result<Outcome> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let delete_after = i64::try_from(now + state.pr_dir_retention.as_secs())?;
+    let dirs = state.db.pull_request_dirs(forge, repo, number).await?;
+    for (project, dirname) in &dirs {
+        state.db.request_cancel_dir(project, dirname).await?;
+        state
+            .db
+            .schedule_dir_deletion(project, dirname, Some(delete_after))
+            .await?;
+    }
+    state.scheduler_wake.notify_one();
+    state.reporter_wake.notify_one();
+    state.janitor_wake.notify_one();
+    let names: Vec<String> = dirs
+        .iter()
+        .map(|(p, d)| format!("{}/{d}", p.owner))
+        .collect();
+    Ok(Outcome::Ignored(format!(
+        "pull request closed: {} scheduled for deletion at {delete_after}",
+        if names.is_empty() {
+            "no CoprDir".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )))
 }
 
 /// A forge event that asks for a build, whatever its forge and kind.
 #[derive(Debug, Clone)]
-struct ForgeEvent {
-    /// The repository the build is reported to (the PR's base repository).
+pub(crate) struct ForgeEvent {
+    /// The forge it happened on (`github`, `gitlab`).
+    forge: &'static str,
+    /// The repository the build is reported to (GitHub: the PR's base repository; GitLab: the
+    /// merge request's source project).
     repo: RepoRef,
+    /// The repository the pull request belongs to (for a push: the pushed one); its default
+    /// branch says which forks may build.
+    base: RepoRef,
     repo_owner: String,
     repo_name: String,
     /// Where the sources are cloned from (a PR's head repository).
@@ -267,81 +205,23 @@ struct ForgeEvent {
     from_fork: Option<String>,
 }
 
-fn push_event(push: Push) -> Result<ForgeEvent, String> {
-    if push.deleted {
-        return Err("branch or tag deleted".into());
+/// The forge name a delivery recorded, as the constant the forges go by.
+fn forge_name(recorded: &str) -> anyhow::Result<&'static str> {
+    match recorded {
+        GITHUB => Ok(GITHUB),
+        GITLAB => Ok(GITLAB),
+        other => anyhow::bail!("unknown forge {other:?}"),
     }
-    let (trigger, name) = if let Some(branch) = push.git_ref.strip_prefix("refs/heads/") {
-        (Trigger::Push, branch.to_owned())
-    } else if let Some(tag) = push.git_ref.strip_prefix("refs/tags/") {
-        (Trigger::Tag, tag.to_owned())
-    } else {
-        return Err(format!("{} is neither a branch nor a tag", push.git_ref));
-    };
-    let repo = push.repository;
-    let submitter = push
-        .sender
-        .and_then(|s| s.login)
-        .or_else(|| push.pusher.and_then(|p| p.name))
-        .unwrap_or_else(|| "github".to_owned());
-    Ok(ForgeEvent {
-        repo_owner: repo.owner_name(),
-        repo_name: repo.name.clone(),
-        clone_url: repo.clone_url.clone(),
-        default_branch: repo.default_branch.clone().unwrap_or_else(|| name.clone()),
-        repo: RepoRef {
-            full_name: repo.full_name,
-            clone_url: repo.clone_url,
-        },
-        sha: push.after,
-        submitter,
-        trigger,
-        name,
-        pull_request: None,
-        from_fork: None,
-    })
 }
 
 /// The repository a pull request comes from when it is not the base repository itself (a
 /// deleted head repository counts as a fork: nothing vouches for it).
-fn fork_of(head_repo: Option<&str>, base_repo: &str) -> Option<String> {
+pub(crate) fn fork_of(head_repo: Option<&str>, base_repo: &str) -> Option<String> {
     match head_repo {
         Some(head) if head == base_repo => None,
         Some(head) => Some(head.to_owned()),
         None => Some("a deleted repository".to_owned()),
     }
-}
-
-fn pull_request_event(event: PullRequestEvent) -> Result<ForgeEvent, String> {
-    if !matches!(event.action.as_str(), "opened" | "reopened" | "synchronize") {
-        return Err(format!("pull request {} needs no build", event.action));
-    }
-    let pr = event.pull_request;
-    let base = event.repository;
-    let head_repo = pr.head.repo;
-    let from_fork = fork_of(
-        head_repo.as_ref().map(|h| h.full_name.as_str()),
-        &base.full_name,
-    );
-    Ok(ForgeEvent {
-        repo_owner: base.owner_name(),
-        repo_name: base.name.clone(),
-        clone_url: head_repo.map_or_else(|| base.clone_url.clone(), |h| h.clone_url),
-        repo: RepoRef {
-            full_name: base.full_name,
-            clone_url: base.clone_url,
-        },
-        default_branch: base
-            .default_branch
-            .clone()
-            .unwrap_or_else(|| pr.base.git_ref.clone()),
-        sha: pr.head.sha,
-        submitter: pr.user.login,
-        trigger: Trigger::PullRequest,
-        name: pr.base.git_ref,
-        pull_request: Some(event.number),
-        from_fork,
-    })
 }
 
 /// The `.copr.yaml` jobs an event runs, read at the event's commit: a pull request that
@@ -352,18 +232,25 @@ async fn jobs_of(
     event: &ForgeEvent,
 ) -> anyhow::Result<Result<Vec<ResolvedJob>, Outcome>> {
     let (repo, sha) = (&event.repo, &event.sha);
+    let forge = state.forges.get(event.forge)?;
     let refuse = |message: String| async move {
         let status = texts::status(CommitState::Failure, &message, None);
-        state
-            .forge
-            .set_status(&repo.full_name, sha, &status)
-            .await?;
+        forge.set_status(&repo.full_name, sha, &status).await?;
         anyhow::Ok(Err(Outcome::ConfigError(message)))
     };
     if let Some(fork) = &event.from_fork {
-        return refuse(texts::fork_not_allowed(fork, &repo.full_name)).await;
+        // Only the default branch's file may allow a fork: a pull request cannot allow itself.
+        let on_default_branch = forge
+            .read_file_at(&event.base, &event.default_branch, FILE_NAME)
+            .await?;
+        let allowed = on_default_branch
+            .and_then(|text| copr_yaml::parse(&text).ok())
+            .is_some_and(|config| config.allows_fork(fork));
+        if !allowed {
+            return refuse(texts::fork_not_allowed(fork, &event.base.full_name)).await;
+        }
     }
-    let Some(text) = state.forge.read_file_at(repo, sha, FILE_NAME).await? else {
+    let Some(text) = forge.read_file_at(repo, sha, FILE_NAME).await? else {
         return Ok(Err(Outcome::Ignored(format!("no {FILE_NAME} at {sha}"))));
     };
     let forge_event = copr_yaml::Event {
@@ -412,65 +299,60 @@ async fn jobs_of(
 async fn handle_comment(
     state: &BotState,
     delivery: &Delivery,
-    event: IssueCommentEvent,
+    comment: CommentEvent,
 ) -> anyhow::Result<Outcome> {
-    if event.action != "created" {
-        return Ok(Outcome::Ignored(format!("comment {}", event.action)));
-    }
-    if event.issue.pull_request.is_none() {
-        return Ok(Outcome::Ignored(
-            "a comment on an issue, not a pull request".into(),
-        ));
-    }
-    let comment = event.comment;
-    if comment.user.kind == "Bot" || comment.body.contains(texts::BOT_MARKER) {
+    if comment.from_bot || comment.body.contains(texts::BOT_MARKER) {
         return Ok(Outcome::Ignored("the bot's own comment".into()));
     }
     let commands = commands::parse_comment(&comment.body);
     if commands.is_empty() {
         return Ok(Outcome::Ignored("no /copr command".into()));
     }
-    let repo = event.repository.full_name.clone();
-    let number = event.issue.number;
-    if let Err(e) = state.forge.acknowledge(&repo, comment.id).await {
+    let forge_name = forge_name(&delivery.forge)?;
+    let forge = state.forges.get(forge_name)?;
+    let repo = comment.repo.full_name.clone();
+    let number = comment.number;
+    if let Err(e) = forge.acknowledge(&repo, number, comment.comment_id).await {
         tracing::warn!(error = format!("{e:#}"), "acknowledging a command failed");
     }
-    let commenter = comment.user.login;
-    let allowed = commenter == event.issue.user.login
-        || state
-            .forge
-            .permission_of(&repo, &commenter)
-            .await?
-            .can_write();
+    let commenter = comment.commenter;
+    let allowed = comment.by_author || forge.permission_of(&repo, &commenter).await?.can_write();
     if !allowed {
-        state
-            .forge
-            .comment(&repo, number, &texts::not_allowed(&commenter))
+        forge
+            .comment(&repo, number, &texts::not_allowed(&commenter.login))
             .await?;
         return Ok(Outcome::Ignored(format!(
-            "{commenter} may not run commands here"
+            "{} may not run commands here",
+            commenter.login
         )));
     }
-    let pr = state.forge.pull_request(&repo, number).await?;
-    let base = event.repository;
+    let pr = forge.pull_request(&repo, number).await?;
+    let base = comment.repo;
     let from_fork = fork_of(pr.head_repo.as_deref(), &base.full_name);
+    // GitHub shows a pull request's statuses on the base repository, GitLab on the merge
+    // request's source project.
+    let status_repo = match (forge_name, &pr.head_repo, &pr.head_clone_url) {
+        (GITLAB, Some(head), Some(clone_url)) => RepoRef {
+            full_name: head.clone(),
+            clone_url: clone_url.clone(),
+        },
+        _ => base.clone(),
+    };
     let build_event = ForgeEvent {
-        repo_owner: base.owner_name(),
-        repo_name: base.name.clone(),
+        forge: forge_name,
+        base: base.clone(),
+        repo_owner: comment.repo_owner,
+        repo_name: comment.repo_name,
         clone_url: pr
             .head_clone_url
             .clone()
             .unwrap_or_else(|| base.clone_url.clone()),
-        default_branch: base
+        default_branch: comment
             .default_branch
-            .clone()
             .unwrap_or_else(|| pr.base_ref.clone()),
-        repo: RepoRef {
-            full_name: base.full_name,
-            clone_url: base.clone_url,
-        },
+        repo: status_repo,
         sha: pr.head_sha,
-        submitter: commenter,
+        submitter: commenter.login,
         trigger: Trigger::PullRequest,
         name: pr.base_ref,
         pull_request: Some(number),
@@ -521,7 +403,7 @@ async fn handle_comment(
             }
         };
         if let Some(reply) = reply {
-            state.forge.comment(&repo, number, &reply).await?;
+            forge.comment(&repo, number, &reply).await?;
         }
     }
     Ok(if built.is_empty() {
@@ -590,7 +472,9 @@ async fn build_for(
                 forge: delivery.forge.clone(),
                 repo: repo.full_name.clone(),
                 commit_sha: sha.clone(),
+                pull_request: event.pull_request,
             }),
+            success_comment: job.success_comment && event.pull_request.is_some(),
             // A new push to a pull request supersedes its earlier builds (Packit's users ask
             // for this: rapid pushes should not queue duplicates).
             cancel_superseded: job.cancel_superseded && event.pull_request.is_some(),

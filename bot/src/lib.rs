@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod events;
 pub mod forge;
+pub mod janitor;
 pub mod reporter;
 pub mod texts;
 pub mod web;
@@ -18,6 +19,7 @@ use axum::routing::{get, post};
 use ferrocopr_schema::Db;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
@@ -26,8 +28,11 @@ use tower_http::services::ServeDir;
 #[derive(Clone)]
 pub struct BotState {
     pub db: Db,
-    pub forge: Arc<dyn forge::Forge>,
+    pub forges: forge::Forges,
     pub github_secrets: Arc<[webhook::Secret]>,
+    pub gitlab_secrets: Arc<[webhook::Secret]>,
+    /// How long a closed pull request's CoprDir is kept before it is deleted.
+    pub pr_dir_retention: Duration,
     /// The URL users and dnf reach this service at, without a trailing slash.
     pub public_url: String,
     /// The results tree, served under `/results/`.
@@ -41,6 +46,8 @@ pub struct BotState {
     pub scheduler_wake: Arc<Notify>,
     /// Rung when a build changes state.
     pub reporter_wake: Arc<Notify>,
+    /// Rung when a CoprDir was scheduled for deletion.
+    pub janitor_wake: Arc<Notify>,
 }
 
 /// The templates, embedded in the binary.
@@ -62,6 +69,10 @@ pub fn app(state: BotState) -> Router {
             post(webhook::github).layer(DefaultBodyLimit::max(webhook::BODY_LIMIT)),
         )
         .route(
+            "/webhooks/gitlab",
+            post(webhook::gitlab).layer(DefaultBodyLimit::max(webhook::BODY_LIMIT)),
+        )
+        .route(
             "/coprs/{owner}/{dirname}/repo/{name_release}/dnf.repo",
             get(web::dnf_repo),
         )
@@ -72,10 +83,12 @@ pub fn app(state: BotState) -> Router {
         .with_state(state)
 }
 
-/// Runs the bot's loops (delivery handling and status reporting) until `shutdown`.
+/// Runs the bot's loops (delivery handling, status reporting, CoprDir retention) until
+/// `shutdown`.
 pub async fn run_workers(state: BotState, shutdown: CancellationToken) {
     tokio::join!(
         events::run(state.clone(), shutdown.clone()),
-        reporter::run(state, shutdown),
+        reporter::run(state.clone(), shutdown.clone()),
+        janitor::run(state, shutdown),
     );
 }

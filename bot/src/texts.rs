@@ -38,7 +38,8 @@ pub fn srpm_method_unavailable(method: &str) -> String {
 /// Why a pull request from a fork builds nothing.
 pub fn fork_not_allowed(fork: &str, repo: &str) -> String {
     format!(
-        "Not built: pull requests from forks ({fork}) may not build into {repo}'s Copr project."
+        "Not built: {fork} is a fork; `allowed_forks` in {repo}'s .copr.yaml on its default branch \
+         does not list it."
     )
 }
 
@@ -139,6 +140,33 @@ pub fn nothing_built(why: &str) -> String {
     format!("Nothing was built: {why}.\n{BOT_MARKER}")
 }
 
+/// The one comment a pull request gets when a build of it succeeds (opt-in through
+/// `notifications.success_comment`), replaced by each later success.
+pub fn success_comment(
+    public_url: &str,
+    owner: &str,
+    dirname: &str,
+    build_id: i64,
+    packages: &[String],
+) -> String {
+    let mut text = format!(
+        "Build {build_id} succeeded. Try it with:\n\n\
+         ```\n\
+         dnf copr --hub {public_url} enable {owner}/{dirname}\n\
+         ```\n"
+    );
+    if !packages.is_empty() {
+        text.push_str("\nBuilt packages:\n");
+        for package in packages {
+            text.push_str(&format!("- `{package}`\n"));
+        }
+    }
+    text.push_str(&format!(
+        "\n[Build {build_id}]({public_url}/coprs/{owner}/{dirname}/build/{build_id}/)\n{BOT_MARKER}"
+    ));
+    text
+}
+
 pub const PROJECT_NOT_FOUND: &str = "Project does not exist.";
 pub const CHROOT_NOT_FOUND: &str = "Chroot not enabled in this project.";
 pub const BAD_SIGNATURE: &str = "webhook signature does not verify";
@@ -219,6 +247,27 @@ mod tests {
         assert!(
             command_error("Unknown command `/copr x`.", "HELP")
                 .starts_with("Unknown command `/copr x`.\n\nHELP\n")
+        );
+    }
+
+    #[test]
+    fn success_comment_snapshot() {
+        assert_eq!(
+            success_comment(
+                "http://127.0.0.1:8080",
+                "alice",
+                "hello:pr:7",
+                42,
+                &["hello-1.0-1.fc41.x86_64.rpm".to_owned()]
+            ),
+            "Build 42 succeeded. Try it with:\n\n\
+             ```\n\
+             dnf copr --hub http://127.0.0.1:8080 enable alice/hello:pr:7\n\
+             ```\n\
+             \nBuilt packages:\n\
+             - `hello-1.0-1.fc41.x86_64.rpm`\n\
+             \n[Build 42](http://127.0.0.1:8080/coprs/alice/hello:pr:7/build/42/)\n\
+             <!-- ferrocopr -->"
         );
     }
 

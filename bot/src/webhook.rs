@@ -1,17 +1,19 @@
 //! Forge webhooks: the entry of seed step 1 for forge events.
 //!
-//! A delivery is verified before anything parses it (HMAC-SHA256 of the raw body with a
-//! constant-time compare; any of several secrets, so one can be rotated), then recorded
-//! durably and answered 202 at once. The event worker ([`crate::events`]) does the rest, so a
+//! A delivery is verified before anything parses it (GitHub: HMAC-SHA256 of the raw body;
+//! GitLab: the `X-Gitlab-Token` secret itself; both compared in constant time, against any of
+//! several secrets, so one can be rotated), then recorded durably and answered 202 at once. The event worker ([`crate::events`]) does the rest, so a
 //! slow forge API never makes the webhook time out, and a redelivery is recorded only once.
 
+use crate::forge::{GITHUB, GITLAB};
 use crate::{BotState, texts};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Bodies above this are refused with 413; GitHub caps payloads at 25 MB, and ours need far
 /// less (a push with many commits is a few hundred KB).
@@ -59,6 +61,17 @@ pub fn verify_github_signature(secrets: &[Secret], body: &[u8], signature: &str)
     })
 }
 
+/// True when `token` (GitLab's `X-Gitlab-Token`) is one of `secrets`. Both sides are hashed
+/// first, so the compare takes the same time whatever the lengths.
+pub fn verify_gitlab_token(secrets: &[Secret], token: &str) -> bool {
+    let token = Sha256::digest(token.as_bytes());
+    secrets
+        .iter()
+        .map(|secret| Sha256::digest(secret.0.as_bytes()).ct_eq(&token))
+        .fold(subtle::Choice::from(0), |any, this| any | this)
+        .into()
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -85,21 +98,51 @@ pub async fn github(State(state): State<BotState>, headers: HeaderMap, body: Byt
     if event == "ping" {
         return (StatusCode::OK, "pong").into_response();
     }
-    let Ok(payload) = std::str::from_utf8(&body) else {
+    record(&state, GITHUB, event, delivery, &body).await
+}
+
+/// `POST /webhooks/gitlab`
+pub async fn gitlab(State(state): State<BotState>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = header(&headers, "x-gitlab-token").unwrap_or_default();
+    if state.gitlab_secrets.is_empty() || !verify_gitlab_token(&state.gitlab_secrets, token) {
+        tracing::warn!("gitlab webhook refused: bad token");
+        return error(StatusCode::UNAUTHORIZED, texts::BAD_SIGNATURE);
+    }
+    let Some(event) = header(&headers, "x-gitlab-event") else {
+        return error(StatusCode::BAD_REQUEST, texts::MISSING_HEADER);
+    };
+    // GitLab sends the UUID since 15.x; before, a redelivery is the same body.
+    let delivery = match header(&headers, "x-gitlab-event-uuid") {
+        Some(uuid) => uuid.to_owned(),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(&body))),
+    };
+    record(&state, GITLAB, event, &delivery, &body).await
+}
+
+/// Records a verified delivery for the event worker; a redelivery is answered but not
+/// recorded twice.
+async fn record(
+    state: &BotState,
+    forge: &str,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+) -> Response {
+    let Ok(payload) = std::str::from_utf8(body) else {
         return error(StatusCode::BAD_REQUEST, texts::NOT_UTF8);
     };
     match state
         .db
-        .record_delivery("github", delivery, event, payload)
+        .record_delivery(forge, delivery, event, payload)
         .await
     {
         Ok(true) => {
-            tracing::info!(event, delivery, "github delivery recorded");
+            tracing::info!(forge, event, delivery, "delivery recorded");
             state.deliveries.notify_one();
             (StatusCode::ACCEPTED, "accepted").into_response()
         }
         Ok(false) => {
-            tracing::info!(event, delivery, "github redelivery ignored");
+            tracing::info!(forge, event, delivery, "redelivery ignored");
             (StatusCode::ACCEPTED, "already recorded").into_response()
         }
         Err(e) => {
@@ -141,5 +184,18 @@ mod tests {
         ));
         assert!(!verify_github_signature(&secrets, body, "sha1=abc"));
         assert!(!verify_github_signature(&secrets, body, ""));
+    }
+
+    #[test]
+    fn gitlab_tokens() {
+        let secrets = [
+            Secret::new("old".into()).expect("secret"),
+            Secret::new("new".into()).expect("secret"),
+        ];
+        assert!(verify_gitlab_token(&secrets, "old"));
+        assert!(verify_gitlab_token(&secrets, "new"));
+        assert!(!verify_gitlab_token(&secrets, "ne"));
+        assert!(!verify_gitlab_token(&secrets, ""));
+        assert!(!verify_gitlab_token(&[], "old"));
     }
 }

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use ferrocopr_bot::BotState;
-use ferrocopr_bot::forge::{Forge, GitHub, LocalGit};
+use ferrocopr_bot::forge::{Forge, Forges, GitHub, GitLab, LocalGit};
 pub use ferrocopr_bot::webhook::Secret;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
@@ -16,6 +16,7 @@ use ferrocopr_signer::LocalSigner;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,16 @@ pub struct Config {
     pub github_token: Option<Secret>,
     /// The GitHub API base, `https://api.github.com` unless a test points it elsewhere.
     pub github_api_url: String,
+    /// GitLab webhook secrets (`X-Gitlab-Token`); any of them is accepted.
+    pub gitlab_webhook_secrets: Vec<Secret>,
+    /// Without a token, GitLab events are handled like GitHub's without one: files from
+    /// local repositories, statuses to the log.
+    pub gitlab_token: Option<Secret>,
+    /// The GitLab instance, `https://gitlab.com` unless configured otherwise.
+    pub gitlab_url: String,
+    /// How long a closed pull request's CoprDir is kept (Copr keeps them 40 days, Packit 60;
+    /// ours defaults to 30).
+    pub pr_dir_retention: Duration,
     /// The program builders run: this binary, started as `<program> builder --task T --resultdir D`.
     pub builder_program: PathBuf,
     /// How many builds the local builder pool runs at once.
@@ -88,7 +99,7 @@ pub async fn run(
         config.signer_domain.clone(),
     ));
     let distgit = Arc::new(DistGit::new(data_dir.join("distgit")));
-    let forge: Arc<dyn Forge> = match &config.github_token {
+    let github: Arc<dyn Forge> = match &config.github_token {
         Some(token) => Arc::new(GitHub::new(&config.github_api_url, Some(token.expose()))?),
         None => {
             tracing::warn!(
@@ -97,13 +108,19 @@ pub async fn run(
             Arc::new(LocalGit)
         }
     };
+    let gitlab: Arc<dyn Forge> = match &config.gitlab_token {
+        Some(token) => Arc::new(GitLab::new(&config.gitlab_url, token.expose())?),
+        None => Arc::new(LocalGit),
+    };
     let scheduler_wake = Arc::new(Notify::new());
     let reporter_wake = Arc::new(Notify::new());
 
     let bot = BotState {
         db: db.clone(),
-        forge,
+        forges: Forges { github, gitlab },
         github_secrets: config.github_webhook_secrets.clone().into(),
+        gitlab_secrets: config.gitlab_webhook_secrets.clone().into(),
+        pr_dir_retention: config.pr_dir_retention,
         public_url: public_url.clone(),
         results_dir: results_dir.clone(),
         chroots: config.chroots.clone().into(),
@@ -111,6 +128,7 @@ pub async fn run(
         deliveries: Arc::new(Notify::new()),
         scheduler_wake: Arc::clone(&scheduler_wake),
         reporter_wake: Arc::clone(&reporter_wake),
+        janitor_wake: Arc::new(Notify::new()),
     };
     let scheduler = Scheduler {
         db,

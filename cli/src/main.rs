@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every part in one process: bot, scheduler, local builders, DistGit, signer, publisher.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run one builder task (the scheduler starts this on a builder host).
     Builder {
         /// The task JSON.
@@ -66,7 +66,28 @@ struct ServeArgs {
         default_value = "https://api.github.com"
     )]
     github_api_url: String,
-    /// How many builds the local builder pool runs at once.
+    /// GitLab webhook secret(s) (`X-Gitlab-Token`); comma-separated to accept several.
+    #[arg(
+        long,
+        env = "FERROCOPR_GITLAB_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    gitlab_webhook_secret: Vec<String>,
+    /// GitLab token (scope `api`) for reading files, statuses and comments.
+    #[arg(long, env = "FERROCOPR_GITLAB_TOKEN", hide_env_values = true)]
+    gitlab_token: Option<String>,
+    /// The GitLab instance.
+    #[arg(
+        long,
+        env = "FERROCOPR_GITLAB_URL",
+        default_value = "https://gitlab.com"
+    )]
+    gitlab_url: String,
+    /// Days a closed pull request's CoprDir is kept before it is deleted.
+    #[arg(long, env = "FERROCOPR_PR_RETENTION_DAYS", default_value_t = 30)]
+    pr_retention_days: u64,
+    /// How many builds the local builder pool runs at once (0: none; builds wait queued).
     #[arg(long, env = "FERROCOPR_LOCAL_BUILDERS", default_value_t = 2)]
     local_builders: usize,
     /// The domain in signing keys' user ids.
@@ -89,7 +110,7 @@ fn main() -> ExitCode {
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .init();
-            match serve(args) {
+            match serve(*args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ferrocopr: {e:#}");
@@ -117,6 +138,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(Secret::new)
         .transpose()
         .map_err(|e| e.context("--github-token"))?;
+    let gitlab_secrets = args
+        .gitlab_webhook_secret
+        .into_iter()
+        .map(Secret::new)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(|e| e.context("--gitlab-webhook-secret"))?;
+    let gitlab_token = args
+        .gitlab_token
+        .map(Secret::new)
+        .transpose()
+        .map_err(|e| e.context("--gitlab-token"))?;
     let config = ferrocopr::Config {
         data_dir: args.data_dir,
         database_url: args.database_url,
@@ -124,6 +156,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         github_webhook_secrets: secrets,
         github_token: token,
         github_api_url: args.github_api_url,
+        gitlab_webhook_secrets: gitlab_secrets,
+        gitlab_token,
+        gitlab_url: args.gitlab_url,
+        pr_dir_retention: std::time::Duration::from_secs(args.pr_retention_days * 24 * 3600),
         builder_program: std::env::current_exe()?,
         local_builders: args.local_builders,
         signer_domain: args.domain,

@@ -48,7 +48,8 @@ pub struct Scheduler {
     /// The results tree served under `/results/` (REFERENCE §2).
     pub results_dir: PathBuf,
     pub builders: Arc<dyn BuilderHost>,
-    /// How many tasks run at once.
+    /// How many tasks run at once; 0 starts none (builds wait in the queue, as when this
+    /// process runs only the frontend's side).
     pub slots: usize,
     pub signer: Arc<dyn SignerClient>,
     pub distgit: Arc<DistGit>,
@@ -109,7 +110,7 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let this = Arc::new(self);
         this.recover().await?;
-        let slots = Arc::new(Semaphore::new(this.slots.max(1)));
+        let slots = Arc::new(Semaphore::new(this.slots));
         loop {
             if let Err(e) = this.apply_cancels().await {
                 tracing::error!(error = format!("{e:#}"), "scheduler: canceling failed");

@@ -90,6 +90,18 @@ pub struct CoprYaml {
     /// The events that build and how; without it, pushes to the default branch and every pull
     /// request build with the values above.
     pub jobs: Option<Spanned<Vec<Spanned<Job>>>>,
+    /// Forks (`owner/name`, or globs such as `alice/*`) whose pull requests may build into this
+    /// project. Only the file on the default branch counts: a pull request cannot allow itself.
+    pub allowed_forks: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+impl CoprYaml {
+    /// Whether pull requests from the repository `fork` (`owner/name`) may build.
+    pub fn allows_fork(&self, fork: &str) -> bool {
+        self.allowed_forks
+            .as_ref()
+            .is_some_and(|forks| forks.value.iter().any(|p| glob::matches(&p.value, fork)))
+    }
 }
 
 /// One entry of `jobs:`: the events it reacts to, and its overrides of the top-level values.
@@ -391,6 +403,12 @@ impl Job {
 /// has a spec and chroots from somewhere.
 fn check(config: &CoprYaml, text: &str) -> Result<(), CoprYamlError> {
     check_settings(config.settings(), text)?;
+    if let Some(forks) = &config.allowed_forks {
+        for pattern in &forks.value {
+            glob::check(&pattern.value)
+                .map_err(|m| CoprYamlError::at(pattern.referenced, text, "allowed_forks", m))?;
+        }
+    }
     if let Some(jobs) = &config.jobs {
         if jobs.value.is_empty() {
             return Err(CoprYamlError::at(

@@ -62,6 +62,8 @@ pub struct BuildRequest {
     /// commits in the same CoprDir (a pull request's builds share its `:pr:<N>` CoprDir). Builds
     /// of the same commit (other jobs, rebuilds) are left alone.
     pub cancel_superseded: bool,
+    /// A success gets the pull request's comment with the `dnf copr enable` line.
+    pub success_comment: bool,
 }
 
 /// A build with its project and CoprDir.
@@ -83,6 +85,11 @@ pub struct Build {
     pub ended_on: Option<i64>,
     pub origin: Option<ForgeOrigin>,
     pub reported_status: Option<String>,
+    /// Counts the changes its commit statuses show; see [`Db::builds_to_report`].
+    pub revision: i64,
+    /// A success gets the pull request's comment, and whether that is still to be done.
+    pub success_comment: bool,
+    pub success_comment_done: bool,
 }
 
 /// One chroot of a build.
@@ -112,7 +119,8 @@ fn now() -> i64 {
 
 const BUILD_COLUMNS: &str = "b.id, p.owner, p.name, d.name, b.submitter, b.source_json, \
      b.source_state, b.cancel_requested, b.pkg_name, b.pkg_version, b.fail_reason, b.submitted_on, \
-     b.started_on, b.ended_on, b.forge, b.forge_repo, b.commit_sha, b.reported_status";
+     b.started_on, b.ended_on, b.forge, b.forge_repo, b.commit_sha, b.reported_status, b.revision, b.pull_request, \
+     b.success_comment, b.success_comment_done";
 const BUILD_FROM: &str = "builds b JOIN copr_dirs d ON d.id = b.copr_dir_id \
      JOIN projects p ON p.id = d.project_id";
 
@@ -127,11 +135,13 @@ fn build_from_row(row: &AnyRow) -> DbResult<Build> {
     let forge: Option<String> = row.try_get(14)?;
     let repo: Option<String> = row.try_get(15)?;
     let sha: Option<String> = row.try_get(16)?;
+    let pull_request: Option<i64> = row.try_get(19)?;
     let origin = match (forge, repo, sha) {
         (Some(forge), Some(repo), Some(commit_sha)) => Some(ForgeOrigin {
             forge,
             repo,
             commit_sha,
+            pull_request: pull_request.and_then(|n| u64::try_from(n).ok()),
         }),
         _ => None,
     };
@@ -154,6 +164,9 @@ fn build_from_row(row: &AnyRow) -> DbResult<Build> {
         ended_on: row.try_get(13)?,
         origin,
         reported_status: row.try_get(17)?,
+        revision: row.try_get(18)?,
+        success_comment: row.try_get::<i64, _>(20)? != 0,
+        success_comment_done: row.try_get::<i64, _>(21)? != 0,
     })
 }
 
@@ -346,6 +359,14 @@ impl Db {
             .try_get(0)?)
     }
 
+    /// How many builds were requested; for tests and the status page.
+    pub async fn count_builds(&self) -> DbResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM builds")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
     // ---- projects ----
 
     /// The chroots of a project, or `None` when the project or the CoprDir does not exist.
@@ -433,13 +454,18 @@ impl Db {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
+        // A build brings a CoprDir back to life: no deletion is pending any more.
+        sqlx::query("UPDATE copr_dirs SET delete_after = NULL, deleted_on = NULL WHERE id = $1")
+            .bind(dir_id)
+            .execute(&mut *tx)
+            .await?;
         let source_json = serde_json::to_string(&request.source)
             .map_err(|e| DbError::Corrupt(format!("build source: {e}")))?;
         let origin = request.origin.as_ref();
         let id: i64 = sqlx::query(
             "INSERT INTO builds (copr_dir_id, submitter, source_json, source_state, submitted_on, \
-             trigger_key, forge, forge_repo, commit_sha) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+             trigger_key, forge, forge_repo, commit_sha, pull_request, success_comment) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(dir_id)
         .bind(&request.submitter)
@@ -450,13 +476,20 @@ impl Db {
         .bind(origin.map(|o| o.forge.as_str()))
         .bind(origin.map(|o| o.repo.as_str()))
         .bind(origin.map(|o| o.commit_sha.as_str()))
+        .bind(
+            origin
+                .and_then(|o| o.pull_request)
+                .and_then(|n| i64::try_from(n).ok()),
+        )
+        .bind(i64::from(request.success_comment))
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
         if request.cancel_superseded {
             let unfinished = unfinished_build_condition("builds");
             let sql = format!(
-                "UPDATE builds SET cancel_requested = 1 WHERE copr_dir_id = $1 AND id < $2 \
+                "UPDATE builds SET cancel_requested = 1, revision = revision + 1 \
+                 WHERE copr_dir_id = $1 AND id < $2 \
                  AND cancel_requested = 0 AND (commit_sha IS NULL OR commit_sha <> $3) \
                  AND {unfinished}"
             );
@@ -502,12 +535,15 @@ impl Db {
         rows.iter().map(chroot_from_row).collect()
     }
 
-    /// Builds from a forge whose last reported status may be out of date: the bot's reporter
-    /// sweeps these, so a lost notification never leaves a status stuck.
+    /// Builds from a forge whose commit statuses may be behind: changed since they were last
+    /// reported (or never reported), or finished with their success comment still due. The
+    /// bot's reporter sweeps these, so a lost notification never leaves a status stuck, and a
+    /// sweep reads only what changed.
     pub async fn builds_to_report(&self) -> DbResult<Vec<Build>> {
         let sql = format!(
             "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.forge IS NOT NULL \
-             AND (b.reported_status IS NULL OR b.reported_status NOT LIKE 'final:%') ORDER BY b.id"
+             AND (b.reported_revision IS NULL OR b.reported_revision < b.revision \
+                  OR (b.success_comment = 1 AND b.success_comment_done = 0)) ORDER BY b.id"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .fetch_all(&self.pool)
@@ -515,24 +551,191 @@ impl Db {
         rows.iter().map(build_from_row).collect()
     }
 
-    /// Remembers which status the forge shows for a build, unless another reporter got there
-    /// first.
+    /// Remembers which statuses the forge shows for a build, as of `revision`, unless another
+    /// reporter got there first.
     pub async fn mark_reported(
         &self,
         id: BuildId,
         previous: Option<&str>,
         status: &str,
+        revision: i64,
     ) -> DbResult<bool> {
         let done = sqlx::query(
-            "UPDATE builds SET reported_status = $1 WHERE id = $2 \
+            "UPDATE builds SET reported_status = $1, reported_revision = $4 WHERE id = $2 \
              AND (reported_status = $3 OR (reported_status IS NULL AND $3 IS NULL))",
         )
         .bind(status)
         .bind(id.0)
         .bind(previous)
+        .bind(revision)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The success comment of a build was posted, or is not due (the build did not succeed).
+    pub async fn finish_success_comment(&self, id: BuildId) -> DbResult<()> {
+        sqlx::query("UPDATE builds SET success_comment_done = 1 WHERE id = $1")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The bot's comment on a pull request, which later comments update instead of repeating.
+    pub async fn pull_request_comment(
+        &self,
+        forge: &str,
+        repo: &str,
+        number: u64,
+    ) -> DbResult<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT comment_id FROM pull_request_comments \
+             WHERE forge = $1 AND repo = $2 AND number = $3",
+        )
+        .bind(forge)
+        .bind(repo)
+        .bind(number as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get::<i64, _>(0).map(|id| id as u64))
+            .transpose()
+            .map_err(DbError::from)
+    }
+
+    /// Remembers the bot's comment on a pull request.
+    pub async fn save_pull_request_comment(
+        &self,
+        forge: &str,
+        repo: &str,
+        number: u64,
+        comment_id: u64,
+    ) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO pull_request_comments (forge, repo, number, comment_id) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (forge, repo, number) \
+             DO UPDATE SET comment_id = excluded.comment_id",
+        )
+        .bind(forge)
+        .bind(repo)
+        .bind(number as i64)
+        .bind(comment_id as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- CoprDirs: retention ----
+
+    /// Schedules a CoprDir for deletion at `at` (seconds since the epoch), or clears the date
+    /// with `None` (a reopened pull request). False when the CoprDir does not exist.
+    pub async fn schedule_dir_deletion(
+        &self,
+        project: &ProjectRef,
+        dirname: &str,
+        at: Option<i64>,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE copr_dirs SET delete_after = $1 WHERE name = $2 AND deleted_on IS NULL \
+             AND project_id = (SELECT id FROM projects WHERE owner = $3 AND name = $4)",
+        )
+        .bind(at)
+        .bind(dirname)
+        .bind(&project.owner)
+        .bind(&project.project)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// When a CoprDir is to be deleted, if it is.
+    pub async fn dir_deletion_date(
+        &self,
+        project: &ProjectRef,
+        dirname: &str,
+    ) -> DbResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT d.delete_after FROM copr_dirs d JOIN projects p ON p.id = d.project_id \
+             WHERE p.owner = $1 AND p.name = $2 AND d.name = $3",
+        )
+        .bind(&project.owner)
+        .bind(&project.project)
+        .bind(dirname)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        })
+    }
+
+    /// CoprDirs whose deletion date has passed at `now` and that are not deleted yet.
+    pub async fn dirs_due_for_deletion(&self, now: i64) -> DbResult<Vec<(ProjectRef, String)>> {
+        let rows = sqlx::query(
+            "SELECT p.owner, p.name, d.name FROM copr_dirs d JOIN projects p ON p.id = d.project_id \
+             WHERE d.delete_after IS NOT NULL AND d.delete_after <= $1 AND d.deleted_on IS NULL \
+             ORDER BY d.id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ProjectRef {
+                        owner: r.try_get(0)?,
+                        project: r.try_get(1)?,
+                    },
+                    r.try_get(2)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The CoprDirs that a pull request's builds went into.
+    pub async fn pull_request_dirs(
+        &self,
+        forge: &str,
+        repo: &str,
+        number: u64,
+    ) -> DbResult<Vec<(ProjectRef, String)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT p.owner, p.name, d.name FROM builds b \
+             JOIN copr_dirs d ON d.id = b.copr_dir_id JOIN projects p ON p.id = d.project_id \
+             WHERE b.forge = $1 AND b.forge_repo = $2 AND b.pull_request = $3 \
+             ORDER BY p.owner, p.name, d.name",
+        )
+        .bind(forge)
+        .bind(repo)
+        .bind(number as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ProjectRef {
+                        owner: r.try_get(0)?,
+                        project: r.try_get(1)?,
+                    },
+                    r.try_get(2)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records that a CoprDir's results were deleted.
+    pub async fn mark_dir_deleted(&self, project: &ProjectRef, dirname: &str) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE copr_dirs SET deleted_on = $1 WHERE name = $2 \
+             AND project_id = (SELECT id FROM projects WHERE owner = $3 AND name = $4)",
+        )
+        .bind(now())
+        .bind(dirname)
+        .bind(&project.owner)
+        .bind(&project.project)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Asks for a build to be canceled; the scheduler does it. False when the build does not
@@ -540,7 +743,8 @@ impl Db {
     pub async fn request_cancel(&self, id: BuildId) -> DbResult<bool> {
         let unfinished = unfinished_build_condition("builds");
         let sql = format!(
-            "UPDATE builds SET cancel_requested = 1 WHERE id = $1 AND cancel_requested = 0 AND {unfinished}"
+            "UPDATE builds SET cancel_requested = 1, revision = revision + 1 \
+             WHERE id = $1 AND cancel_requested = 0 AND {unfinished}"
         );
         let done = sqlx::query(AssertSqlSafe(sql))
             .bind(id.0)
@@ -554,7 +758,8 @@ impl Db {
     pub async fn request_cancel_dir(&self, project: &ProjectRef, dirname: &str) -> DbResult<u64> {
         let unfinished = unfinished_build_condition("builds");
         let sql = format!(
-            "UPDATE builds SET cancel_requested = 1 WHERE cancel_requested = 0 AND {unfinished} AND copr_dir_id = \
+            "UPDATE builds SET cancel_requested = 1, revision = revision + 1 \
+             WHERE cancel_requested = 0 AND {unfinished} AND copr_dir_id = \
              (SELECT d.id FROM copr_dirs d JOIN projects p ON p.id = d.project_id \
               WHERE p.owner = $1 AND p.name = $2 AND d.name = $3)"
         );
@@ -653,7 +858,7 @@ impl Db {
     /// Moves a build's source part; false when it was not in the expected state any more.
     pub async fn move_source(&self, id: BuildId, t: Transition) -> DbResult<bool> {
         let done = sqlx::query(
-            "UPDATE builds SET source_state = $1, \
+            "UPDATE builds SET source_state = $1, revision = revision + 1, \
              started_on = CASE WHEN $1 = 'starting' AND started_on IS NULL THEN $2 ELSE started_on END, \
              ended_on = CASE WHEN $5 = 1 THEN $2 ELSE ended_on END \
              WHERE id = $3 AND source_state = $4",
@@ -673,7 +878,8 @@ impl Db {
         expect_target("fail_source", t, State::Failed)?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE builds SET source_state = $1, fail_reason = $2, ended_on = $3 \
+            "UPDATE builds SET source_state = $1, fail_reason = $2, ended_on = $3, \
+             revision = revision + 1 \
              WHERE id = $4 AND source_state = $5",
         )
         .bind(t.to().name())
@@ -730,7 +936,8 @@ impl Db {
         expect_target("finish_import", t, State::Succeeded)?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE builds SET source_state = $1, pkg_name = $2, pkg_version = $3 \
+            "UPDATE builds SET source_state = $1, pkg_name = $2, pkg_version = $3, \
+             revision = revision + 1 \
              WHERE id = $4 AND source_state = $5",
         )
         .bind(t.to().name())
@@ -766,6 +973,7 @@ impl Db {
 
     /// Moves one build-chroot; false when it was not in the expected state any more.
     pub async fn move_chroot(&self, id: BuildId, chroot: &str, t: Transition) -> DbResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE build_chroots SET state = $1, \
              started_on = CASE WHEN $1 = 'starting' THEN $2 ELSE started_on END, \
@@ -778,8 +986,16 @@ impl Db {
         .bind(t.from().name())
         .bind(i64::from(t.to().is_finished()))
         .bind(chroot)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE builds SET revision = revision + 1 WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

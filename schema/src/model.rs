@@ -183,6 +183,9 @@ pub struct ForgeOrigin {
     /// `owner/repo` on the forge.
     pub repo: String,
     pub commit_sha: String,
+    /// The pull request (merge request on GitLab: its iid) the build is for, if any.
+    #[serde(default)]
+    pub pull_request: Option<u64>,
 }
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ fn request(trigger: &str) -> BuildRequest {
         trigger_key: Some(trigger.into()),
         origin: None,
         cancel_superseded: true,
+        success_comment: false,
     }
 }
 
@@ -277,7 +278,97 @@ async fn facade_script(db: Db) {
             .expect("record"),
         "redelivery recorded once"
     );
+    reporting_and_retention_script(&db).await;
     db.close().await;
+}
+
+/// What the reporter and the janitor read: a forge build is due for reporting until its
+/// revision is reported, and again after each change; a pull request's CoprDir can be
+/// scheduled for deletion, found due, marked deleted, and revived by a new build.
+async fn reporting_and_retention_script(db: &Db) {
+    let mut forge_request = request("pr-1");
+    forge_request.dirname = "hello:pr:4".into();
+    forge_request.success_comment = true;
+    forge_request.origin = Some(ferrocopr_schema::ForgeOrigin {
+        forge: "gitlab".into(),
+        repo: "alice/hello".into(),
+        commit_sha: "abc".into(),
+        pull_request: Some(4),
+    });
+    let id = db
+        .request_build(&forge_request)
+        .await
+        .expect("request")
+        .expect("new build");
+    let due = |builds: Vec<ferrocopr_schema::db::Build>| builds.iter().any(|b| b.id == id);
+    let build = db.build(id).await.expect("read").expect("build");
+    assert_eq!(build.origin.as_ref().and_then(|o| o.pull_request), Some(4));
+    assert!(due(db.builds_to_report().await.expect("query")));
+    assert!(
+        db.mark_reported(id, None, "accepted", build.revision)
+            .await
+            .expect("mark")
+    );
+    db.finish_success_comment(id).await.expect("comment done");
+    assert!(
+        !due(db.builds_to_report().await.expect("query")),
+        "reported"
+    );
+    let start = State::Pending
+        .next(Part::Source, Event::Start)
+        .expect("legal");
+    assert!(db.move_source(id, start).await.expect("move"));
+    assert!(
+        due(db.builds_to_report().await.expect("query")),
+        "a move makes it due again"
+    );
+
+    assert_eq!(
+        db.pull_request_comment("gitlab", "alice/hello", 4)
+            .await
+            .expect("read"),
+        None
+    );
+    db.save_pull_request_comment("gitlab", "alice/hello", 4, 77)
+        .await
+        .expect("save");
+    assert_eq!(
+        db.pull_request_comment("gitlab", "alice/hello", 4)
+            .await
+            .expect("read"),
+        Some(77)
+    );
+
+    let project = forge_request.project.clone();
+    let dirs = db
+        .pull_request_dirs("gitlab", "alice/hello", 4)
+        .await
+        .expect("dirs");
+    assert_eq!(dirs, [(project.clone(), "hello:pr:4".to_owned())]);
+    assert!(
+        db.schedule_dir_deletion(&project, "hello:pr:4", Some(1_000))
+            .await
+            .expect("schedule")
+    );
+    assert_eq!(db.dirs_due_for_deletion(999).await.expect("due"), []);
+    assert_eq!(db.dirs_due_for_deletion(1_000).await.expect("due"), dirs);
+    db.mark_dir_deleted(&project, "hello:pr:4")
+        .await
+        .expect("deleted");
+    assert_eq!(db.dirs_due_for_deletion(2_000).await.expect("due"), []);
+    // A new build of the pull request (it was reopened) brings the CoprDir back.
+    let mut reopened = forge_request.clone();
+    reopened.trigger_key = Some("pr-2".into());
+    db.request_build(&reopened)
+        .await
+        .expect("request")
+        .expect("new build");
+    assert_eq!(
+        db.dir_deletion_date(&project, "hello:pr:4")
+            .await
+            .expect("date"),
+        None
+    );
 }
 
 #[tokio::test]

@@ -8,14 +8,16 @@
 
 mod builder_bin;
 pub mod cmd;
-pub mod fake_github;
+pub mod fake_forge;
+mod fake_gitlab;
 pub mod http;
 mod postgres;
+pub mod process;
 pub mod repo;
 pub mod tools;
 pub mod webhook;
 
-pub use fake_github::{FakeGitHub, FakePull, Status};
+pub use fake_forge::{FakeForge, FakePull, Status};
 pub use http::HttpResponse;
 pub use repo::TestRepo;
 pub use tools::InstallRoot;
@@ -53,16 +55,21 @@ pub struct TestEnv {
     dir: Option<tempfile::TempDir>,
     data_dir: PathBuf,
     public_url: String,
-    github: FakeGitHub,
+    forge: FakeForge,
     postgres: Option<postgres::FreshDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     ended: watch::Receiver<Ended>,
 }
 
 impl TestEnv {
-    /// Starts ferrocopr on `db`, with the fake GitHub, two local builders and signing keys for
-    /// `example.org`.
+    /// Starts ferrocopr on `db`, with the fake forge (as GitHub and as GitLab), two local
+    /// builders and signing keys for `example.org`.
     pub async fn start(db: DbKind) -> TestEnv {
+        TestEnv::start_with(db, |_| {}).await
+    }
+
+    /// [`TestEnv::start`], with the configuration changed by `adjust` first.
+    pub async fn start_with(db: DbKind, adjust: impl FnOnce(&mut ferrocopr::Config)) -> TestEnv {
         init_tracing();
         let dir = tempfile::Builder::new()
             .prefix("ferrocopr-e2e-")
@@ -77,7 +84,7 @@ impl TestEnv {
         let builder_program = tokio::task::spawn_blocking(builder_bin::ferrocopr_binary)
             .await
             .unwrap_or_else(|e| panic!("could not build the ferrocopr binary: {e}"));
-        let github = FakeGitHub::start().await;
+        let forge = FakeForge::start().await;
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -87,7 +94,7 @@ impl TestEnv {
             .expect("ferrocopr's local address")
             .port();
         let public_url = format!("http://127.0.0.1:{port}");
-        let config = ferrocopr::Config {
+        let mut config = ferrocopr::Config {
             data_dir: data_dir.clone(),
             database_url: postgres.as_ref().map(|p| p.url.clone()),
             public_url: public_url.clone(),
@@ -96,9 +103,17 @@ impl TestEnv {
                 ferrocopr::Secret::new(webhook::NEXT_SECRET.to_owned()).expect("test secret"),
             ],
             github_token: Some(
-                ferrocopr::Secret::new(fake_github::TOKEN.to_owned()).expect("test token"),
+                ferrocopr::Secret::new(fake_forge::TOKEN.to_owned()).expect("test token"),
             ),
-            github_api_url: github.url().to_owned(),
+            github_api_url: forge.url().to_owned(),
+            gitlab_webhook_secrets: vec![
+                ferrocopr::Secret::new(webhook::GITLAB_SECRET.to_owned()).expect("test secret"),
+            ],
+            gitlab_token: Some(
+                ferrocopr::Secret::new(fake_forge::TOKEN.to_owned()).expect("test token"),
+            ),
+            gitlab_url: forge.url().to_owned(),
+            pr_dir_retention: Duration::from_secs(30 * 24 * 3600),
             builder_program,
             local_builders: 2,
             signer_domain: "example.org".to_owned(),
@@ -108,6 +123,7 @@ impl TestEnv {
                 .collect(),
         };
 
+        adjust(&mut config);
         let (shutdown, stop_requested) = oneshot::channel::<()>();
         let server = tokio::spawn(ferrocopr::run(config, listener, async move {
             // A dropped sender means the test is gone: stop as well.
@@ -130,7 +146,7 @@ impl TestEnv {
             dir: Some(dir),
             data_dir,
             public_url,
-            github,
+            forge,
             postgres,
             shutdown: Some(shutdown),
             ended,
@@ -147,9 +163,10 @@ impl TestEnv {
         env
     }
 
-    /// The fake GitHub: register repositories, read the statuses ferrocopr posted.
-    pub fn github(&self) -> &FakeGitHub {
-        &self.github
+    /// The fake forge (GitHub and GitLab): register repositories, read the statuses ferrocopr
+    /// posted.
+    pub fn forge(&self) -> &FakeForge {
+        &self.forge
     }
 
     /// `http://127.0.0.1:<port>`, the URL ferrocopr was told it is reached at.
@@ -178,7 +195,7 @@ impl TestEnv {
     /// A new git repository that the fake GitHub serves as `full_name` (`owner/repo`).
     pub fn new_repo(&self, full_name: &str) -> TestRepo {
         let repo = TestRepo::new(self.scratch(&format!("repos/{full_name}")));
-        self.github.register_repo(full_name, repo.path());
+        self.forge.register_repo(full_name, repo.path());
         repo
     }
 
@@ -263,6 +280,29 @@ impl TestEnv {
             .await
     }
 
+    /// Sends a GitLab webhook to `POST /webhooks/gitlab` with the configured token or
+    /// `token_override`, under the delivery UUID `uuid`.
+    pub async fn gitlab_webhook(
+        &self,
+        event: &str,
+        uuid: &str,
+        body: &[u8],
+        token_override: Option<&str>,
+    ) -> (u16, String) {
+        self.assert_running();
+        let headers = vec![
+            ("X-Gitlab-Event".to_owned(), event.to_owned()),
+            ("X-Gitlab-Event-UUID".to_owned(), uuid.to_owned()),
+            (
+                "X-Gitlab-Token".to_owned(),
+                token_override.unwrap_or(webhook::GITLAB_SECRET).to_owned(),
+            ),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+        ];
+        let response = http::post(&self.url("/webhooks/gitlab"), headers, body.to_vec()).await;
+        (response.status, response.text())
+    }
+
     /// Sends a signed `pull_request` delivery for `repo`, which is `full_name` itself (not a
     /// fork) unless `pr.head_repo_full_name` says otherwise.
     pub async fn pull_request(
@@ -277,12 +317,12 @@ impl TestEnv {
     }
 
     /// Waits until `ready` holds of the fake GitHub (checked after each thing it records).
-    pub async fn wait_for_github(&self, what: &str, ready: impl Fn(&FakeGitHub) -> bool) {
-        let mut changes = self.github.subscribe();
+    pub async fn wait_for_forge(&self, what: &str, ready: impl Fn(&FakeForge) -> bool) {
+        let mut changes = self.forge.subscribe();
         let deadline = tokio::time::Instant::now() + STATUS_TIMEOUT;
         loop {
             changes.borrow_and_update();
-            if ready(&self.github) {
+            if ready(&self.forge) {
                 return;
             }
             self.assert_running();
@@ -295,18 +335,18 @@ impl TestEnv {
 
     /// Every status ferrocopr posted for `sha`, oldest first.
     pub fn statuses(&self, sha: &str) -> Vec<Status> {
-        self.github.statuses(sha)
+        self.forge.statuses(sha)
     }
 
     /// Waits until ferrocopr posts a status on `sha` that `matches`, and returns it. Fails with
     /// the statuses seen so far after [`STATUS_TIMEOUT`], or at once if ferrocopr stopped.
     pub async fn wait_for_status(&self, sha: &str, matches: impl Fn(&Status) -> bool) -> Status {
-        let mut changes = self.github.subscribe();
+        let mut changes = self.forge.subscribe();
         let mut ended = self.ended.clone();
         let deadline = tokio::time::Instant::now() + STATUS_TIMEOUT;
         loop {
             changes.borrow_and_update();
-            if let Some(found) = self.github.statuses(sha).into_iter().find(|s| matches(s)) {
+            if let Some(found) = self.forge.statuses(sha).into_iter().find(|s| matches(s)) {
                 return found;
             }
             self.assert_running();
@@ -322,8 +362,8 @@ impl TestEnv {
                 () = tokio::time::sleep_until(deadline) => panic!(
                     "no matching status on {sha} within {STATUS_TIMEOUT:?}; statuses so far: \
                      {:#?}\nunexpected requests to the fake GitHub: {:#?}",
-                    self.github.statuses(sha),
-                    self.github.unexpected_requests(),
+                    self.forge.statuses(sha),
+                    self.forge.unexpected_requests(),
                 ),
             }
         }

@@ -1,5 +1,5 @@
-//! GitHub webhook deliveries as GitHub sends them: real payloads from `tests/data/webhooks`,
-//! varied per test, and the `X-Hub-Signature-256` HMAC over the raw body.
+//! Webhook deliveries as the forges send them: real payloads from `tests/data/webhooks`, varied
+//! per test; GitHub's `X-Hub-Signature-256` HMAC over the raw body, GitLab's `X-Gitlab-Token`.
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -18,17 +18,26 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The secret (`X-Gitlab-Token`) the harness configures for GitLab.
+pub const GITLAB_SECRET: &str = "e2e-gitlab-token";
+
 /// The real payloads, kept unchanged in the repository (copied from the project's shared data;
 /// `tests/data/webhooks/README.md` says where they come from).
-fn payload_path(name: &str) -> PathBuf {
+fn payload_path(forge: &str, name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data/webhooks/github")
+        .join("data/webhooks")
+        .join(forge)
         .join(name)
 }
 
 /// Reads one of the real GitHub payloads as JSON.
 pub fn real_payload(name: &str) -> Value {
-    let path = payload_path(name);
+    real_forge_payload("github", name)
+}
+
+/// Reads one of the real payloads of `forge` (`github`, `gitlab`) as JSON.
+fn real_forge_payload(forge: &str, name: &str) -> Value {
+    let path = payload_path(forge, name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "the real webhook payload {} is missing ({e})",
@@ -135,4 +144,102 @@ pub fn pull_request_comment_payload(
     repository["clone_url"] = clone_url.into();
     repository["default_branch"] = "main".into();
     serde_json::to_vec(&payload).expect("serialise the issue_comment payload")
+}
+
+/// A GitLab project as payloads describe it.
+fn gitlab_project(full_name: &str, clone_url: &str) -> Value {
+    let name = full_name.rsplit('/').next().unwrap_or(full_name);
+    serde_json::json!({
+        "id": 1,
+        "name": name,
+        "path_with_namespace": full_name,
+        "git_http_url": clone_url,
+        "http_url": clone_url,
+        "default_branch": "main",
+        "web_url": format!("http://gitlab.example/{full_name}"),
+    })
+}
+
+/// GitLab's `push.json` (or `tag_push.json` for `refs/tags/…`), turned into a push of `sha` to
+/// `git_ref` of `full_name` by `user`.
+pub fn gitlab_push_payload(full_name: &str, clone_url: &str, sha: &str, git_ref: &str) -> Vec<u8> {
+    let tag = git_ref.starts_with("refs/tags/");
+    let mut payload = real_forge_payload("gitlab", if tag { "tag_push.json" } else { "push.json" });
+    payload["ref"] = git_ref.into();
+    payload["after"] = sha.into();
+    payload["checkout_sha"] = sha.into();
+    payload["user_username"] = full_name.split('/').next().unwrap_or_default().into();
+    payload["project"] = gitlab_project(full_name, clone_url);
+    serde_json::to_vec(&payload).expect("serialise the push payload")
+}
+
+/// A merge request as a test describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct MergeRequest<'a> {
+    /// `open`, `reopen`, `update`, `close` or `merge`.
+    pub action: &'a str,
+    pub iid: u64,
+    pub head_sha: &'a str,
+    /// The head before an `update` that pushed commits.
+    pub oldrev: Option<&'a str>,
+    pub author_id: u64,
+}
+
+/// GitLab's `merge_request.json`, turned into merge request `mr` within `full_name`.
+pub fn gitlab_merge_request_payload(
+    full_name: &str,
+    clone_url: &str,
+    mr: MergeRequest<'_>,
+) -> Vec<u8> {
+    let mut payload = real_forge_payload("gitlab", "merge_request.json");
+    let project = gitlab_project(full_name, clone_url);
+    payload["project"] = project.clone();
+    let attributes = &mut payload["object_attributes"];
+    attributes["iid"] = mr.iid.into();
+    attributes["action"] = mr.action.into();
+    attributes["target_branch"] = "main".into();
+    attributes["source_project_id"] = 1.into();
+    attributes["target_project_id"] = 1.into();
+    attributes["author_id"] = mr.author_id.into();
+    attributes["source"] = project.clone();
+    attributes["target"] = project;
+    attributes["last_commit"]["id"] = mr.head_sha.into();
+    match mr.oldrev {
+        Some(oldrev) => attributes["oldrev"] = oldrev.into(),
+        None => {
+            if let Some(map) = attributes.as_object_mut() {
+                map.remove("oldrev");
+            }
+        }
+    }
+    serde_json::to_vec(&payload).expect("serialise the merge request payload")
+}
+
+/// GitLab's `note_merge_request.json`, turned into note `note_id` by `commenter` (`username`,
+/// `id`) on merge request `iid` of `full_name`, opened by the user with id `author_id`.
+pub fn gitlab_note_payload(
+    full_name: &str,
+    clone_url: &str,
+    iid: u64,
+    author_id: u64,
+    note_id: u64,
+    commenter: (&str, u64),
+    body: &str,
+) -> Vec<u8> {
+    let mut payload = real_forge_payload("gitlab", "note_merge_request.json");
+    let project = gitlab_project(full_name, clone_url);
+    payload["project"] = project.clone();
+    payload["user"]["username"] = commenter.0.into();
+    payload["user"]["id"] = commenter.1.into();
+    let attributes = &mut payload["object_attributes"];
+    attributes["id"] = note_id.into();
+    attributes["note"] = body.into();
+    attributes["action"] = "create".into();
+    let mr = &mut payload["merge_request"];
+    mr["iid"] = iid.into();
+    mr["author_id"] = author_id.into();
+    mr["target_branch"] = "main".into();
+    mr["source"] = project.clone();
+    mr["target"] = project;
+    serde_json::to_vec(&payload).expect("serialise the note payload")
 }

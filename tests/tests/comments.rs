@@ -25,7 +25,7 @@ fn pull_request(env: &TestEnv) -> (TestRepo, String) {
     repo.write("hello.spec", SPEC);
     repo.write("hello.txt", "hello\n");
     let sha = repo.commit("hello");
-    env.github().register_pull(
+    env.forge().register_pull(
         REPO,
         PR,
         FakePull {
@@ -77,7 +77,7 @@ async fn the_authors_build_command_builds_once() {
             .contains("/coprs/alice/hello:pr:3/build/")
     );
     assert_eq!(
-        env.github().reactions(101),
+        env.forge().reactions(101),
         ["eyes"],
         "the command was not acknowledged"
     );
@@ -100,10 +100,10 @@ async fn the_authors_build_command_builds_once() {
         .expect("a build");
     assert_eq!(latest.id.0, 1, "a second build was made");
     assert!(
-        env.github().comments(REPO, PR).is_empty(),
+        env.forge().comments(REPO, PR).is_empty(),
         "a build command needs no reply"
     );
-    assert_eq!(env.github().unexpected_requests(), vec![]);
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,9 +111,9 @@ async fn a_strangers_command_is_refused_with_the_rule() {
     let env = TestEnv::start(DbKind::Sqlite).await;
     let (repo, sha) = pull_request(&env);
     comment(&env, &repo, 102, "mallory", "/copr build").await;
-    env.wait_for_github("the refusal", |gh| !gh.comments(REPO, PR).is_empty())
+    env.wait_for_forge("the refusal", |gh| !gh.comments(REPO, PR).is_empty())
         .await;
-    let replies = env.github().comments(REPO, PR);
+    let replies = env.forge().comments(REPO, PR);
     assert_eq!(replies.len(), 1, "{replies:#?}");
     assert!(
         replies[0]
@@ -124,14 +124,14 @@ async fn a_strangers_command_is_refused_with_the_rule() {
         env.statuses(&sha).is_empty(),
         "a stranger's command started a build"
     );
-    assert_eq!(env.github().reactions(102), ["eyes"]);
+    assert_eq!(env.forge().reactions(102), ["eyes"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_collaborator_with_write_access_may_build_one_chroot_and_gets_help() {
     let env = TestEnv::start(DbKind::Sqlite).await;
     let (repo, sha) = pull_request(&env);
-    env.github().grant(REPO, "bob", "write");
+    env.forge().grant(REPO, "bob", "write");
     comment(
         &env,
         &repo,
@@ -143,9 +143,9 @@ async fn a_collaborator_with_write_access_may_build_one_chroot_and_gets_help() {
 
     let done = env.wait_for_status(&sha, verdict).await;
     assert_eq!(done.state, "success", "{:#?}", env.statuses(&sha));
-    env.wait_for_github("the help reply", |gh| !gh.comments(REPO, PR).is_empty())
+    env.wait_for_forge("the help reply", |gh| !gh.comments(REPO, PR).is_empty())
         .await;
-    let replies = env.github().comments(REPO, PR);
+    let replies = env.forge().comments(REPO, PR);
     assert_eq!(
         replies.len(),
         1,
@@ -164,10 +164,10 @@ async fn a_collaborator_with_write_access_may_build_one_chroot_and_gets_help() {
     let own = format!("/copr build\n{}", "<!-- ferrocopr -->");
     comment(&env, &repo, 104, "bob", &own).await;
     comment(&env, &repo, 105, "bob", "/copr help").await;
-    env.wait_for_github("the help", |gh| gh.comments(REPO, PR).len() == 2)
+    env.wait_for_forge("the help", |gh| gh.comments(REPO, PR).len() == 2)
         .await;
     assert!(
-        env.github().reactions(104).is_empty(),
+        env.forge().reactions(104).is_empty(),
         "the bot answered its own comment"
     );
 }

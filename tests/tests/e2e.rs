@@ -176,7 +176,7 @@ async fn push_becomes_a_signed_dnf_repository(db: DbKind) {
         "a missing project must not look like a missing chroot"
     );
 
-    assert_eq!(env.github().unexpected_requests(), vec![]);
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
     env.stop().await;
 }
 
@@ -225,7 +225,7 @@ spec: hello.spec
         results.display()
     );
 
-    assert_eq!(env.github().unexpected_requests(), vec![]);
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
     env.stop().await;
 }
 
@@ -257,7 +257,7 @@ async fn wrong_signature_is_refused(db: DbKind) {
     db.close().await;
     assert_eq!(deliveries, 0, "a forged webhook was recorded");
 
-    assert_eq!(env.github().unexpected_requests(), vec![]);
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
     env.stop().await;
 }
 
@@ -319,7 +319,7 @@ async fn failing_spec_links_its_log(db: DbKind) {
         "no linked log shows the failing command and the error: {logs:#?}"
     );
 
-    assert_eq!(env.github().unexpected_requests(), vec![]);
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
     env.stop().await;
 }
 

@@ -104,7 +104,41 @@ async fn pull_request_builds_into_its_own_coprdir(db: DbKind) {
             .exists(),
         "the PR built into the main CoprDir"
     );
-    assert_eq!(env.github().unexpected_requests(), vec![]);
+
+    // Closing the pull request schedules its CoprDir for deletion after the retention period
+    // (the harness keeps the default, 30 days); the results stay until then.
+    let (code, _) = env
+        .pull_request("alice/hello", &repo, pr("closed", &sha, &clone_url))
+        .await;
+    assert_eq!(code, 202);
+    let project = ferrocopr_schema::ProjectRef {
+        owner: "alice".to_owned(),
+        project: "hello".to_owned(),
+    };
+    let db = env.db().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let date = loop {
+        if let Some(date) = db
+            .dir_deletion_date(&project, "hello:pr:7")
+            .await
+            .expect("read the deletion date")
+        {
+            break date;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no deletion was scheduled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let days = (date - now) as f64 / 86400.0;
+    assert!((29.9..=30.0).contains(&days), "deletion in {days} days");
+    assert!(env.data_dir().join("results/alice/hello:pr:7").exists());
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
 }
 
 async fn a_new_push_cancels_the_superseded_build(db: DbKind) {
@@ -181,29 +215,60 @@ async fn a_new_push_cancels_the_superseded_build_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_pull_request_from_a_fork_builds_nothing() {
+async fn a_fork_builds_only_when_the_default_branch_allows_it() {
     let env = TestEnv::start(DbKind::Sqlite).await;
     let repo = env.new_repo("alice/hello");
     let sha = commit(&repo, 1, "true");
     let clone_url = repo.clone_url();
-    let from_fork = PullRequest {
+    let from_fork = |sha| PullRequest {
         head_repo_full_name: "mallory/hello",
-        ..pr("opened", &sha, &clone_url)
+        ..pr("opened", sha, &clone_url)
     };
-    let (code, body) = env.pull_request("alice/hello", &repo, from_fork).await;
+    // The pull request's own file allows the fork: that does not count.
+    repo.write(
+        ".copr.yaml",
+        format!("{COPR_YAML}allowed_forks: [mallory/hello]\n"),
+    );
+    let sneaky = repo.commit("allow myself");
+    // The commit is only the pull request's: the default branch stays where it was.
+    Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .args(["reset", "-q", "--hard", &sha])
+        .status()
+        .expect("git reset");
+    let (code, body) = env
+        .pull_request("alice/hello", &repo, from_fork(&sneaky))
+        .await;
     assert_eq!(code, 202, "{body}");
-    let refused = env.wait_for_status(&sha, verdict).await;
+    let refused = env.wait_for_status(&sneaky, verdict).await;
     assert_eq!(refused.state, "failure");
     assert!(
         refused
             .description
             .as_deref()
-            .is_some_and(|d| d.contains("forks") && d.contains("mallory/hello")),
+            .is_some_and(|d| d.contains("fork")
+                && d.contains("mallory/hello")
+                && d.contains("allowed_forks")),
         "{refused:#?}"
     );
-    assert_eq!(env.statuses(&sha).len(), 1, "only the refusal is posted");
+    assert_eq!(env.statuses(&sneaky).len(), 1, "only the refusal is posted");
     assert!(
         !env.data_dir().join("results/alice").exists(),
         "a fork's pull request built"
     );
+
+    // The default branch allows the fork's owner: its pull request builds.
+    repo.write(
+        ".copr.yaml",
+        format!("{COPR_YAML}allowed_forks: ['mallory/*']\n"),
+    );
+    let allowed = repo.commit("allow mallory's forks");
+    let (code, body) = env
+        .pull_request("alice/hello", &repo, from_fork(&allowed))
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let built = env.wait_for_status(&allowed, verdict).await;
+    assert_eq!(built.state, "success", "{:#?}", env.statuses(&allowed));
+    assert!(published_releases(&env, "hello:pr:7").contains("rel=\"1.fc41\""));
 }

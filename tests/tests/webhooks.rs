@@ -68,7 +68,7 @@ async fn the_webhook_door() {
         !env.data_dir().join("results/alice").exists(),
         "something was built"
     );
-    assert_eq!(env.github().unexpected_requests(), vec![]);
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
 }
 
 /// GitHub answers 500 to the first 20 status posts, then recovers: the reconciler catches up,
@@ -76,7 +76,7 @@ async fn the_webhook_door() {
 #[tokio::test(flavor = "multi_thread")]
 async fn statuses_catch_up_after_a_forge_outage() {
     let env = TestEnv::start(DbKind::Sqlite).await;
-    env.github().fail_status_posts(20);
+    env.forge().fail_status_posts(20);
     let repo = env.new_repo("alice/hello");
     repo.write(
         ".copr.yaml",
@@ -98,7 +98,7 @@ async fn statuses_catch_up_after_a_forge_outage() {
         .await;
     assert_eq!(done.state, "success", "{:#?}", env.statuses(&sha));
     assert_eq!(
-        env.github().failed_status_posts(),
+        env.forge().failed_status_posts(),
         20,
         "the outage did not happen"
     );

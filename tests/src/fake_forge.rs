@@ -1,9 +1,12 @@
-//! A stateful fake of the few GitHub REST endpoints ferrocopr uses, served over HTTP so that the
-//! real octocrab client inside ferrocopr talks to it exactly as it talks to api.github.com.
+//! A stateful fake of the few GitHub and GitLab REST endpoints ferrocopr uses, served over HTTP
+//! so that the real octocrab and gitlab clients inside ferrocopr talk to it exactly as they talk
+//! to api.github.com and gitlab.com: GitHub's routes at the root, GitLab's under `/api/v4/`.
 //!
-//! It serves file contents from local git repositories registered by the test, and records every
-//! commit status in the order it arrives. Any other request is answered 404 and remembered as
-//! unexpected, so a test can assert that ferrocopr used nothing it should not.
+//! Both forges share what the test registers (repositories, pull requests, permissions) and what
+//! ferrocopr leaves (statuses in arrival order, comments, reactions). Each forge keeps its rules:
+//! GitHub's four states and 140-character descriptions, GitLab's six states and its refusal to
+//! move a status to the state it already has. Any other request is answered 404 and remembered
+//! as unexpected, so a test can assert that ferrocopr used nothing it should not.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
-/// The token the harness gives ferrocopr; requests carrying another one get GitHub's 401.
+/// The token the harness gives ferrocopr for both forges; requests carrying another one get 401.
 pub const TOKEN: &str = "test-token";
 
 /// GitHub refuses a status description longer than this (422 "description is too long").
@@ -56,16 +59,20 @@ pub struct FakePull {
 }
 
 #[derive(Default)]
-struct Inner {
-    repos: HashMap<String, PathBuf>,
-    pulls: HashMap<(String, u64), FakePull>,
+pub(crate) struct Inner {
+    pub(crate) repos: HashMap<String, PathBuf>,
+    pub(crate) pulls: HashMap<(String, u64), FakePull>,
     /// `(repo, user)` → `admin`, `write`, `read`; anyone else is not a collaborator (404).
-    permissions: HashMap<(String, String), String>,
-    /// Comments the bot wrote, per `(repo, pull request)`.
-    comments: HashMap<(String, u64), Vec<String>>,
+    pub(crate) permissions: HashMap<(String, String), String>,
+    /// Comments the bot wrote, per `(repo, pull request)`, with their ids.
+    comments: HashMap<(String, u64), Vec<(u64, String)>>,
+    /// GitLab user ids, by username.
+    pub(crate) users: HashMap<String, u64>,
     /// Reactions the bot left, per comment id.
     reactions: HashMap<u64, Vec<String>>,
-    statuses: HashMap<String, Vec<Status>>,
+    pub(crate) statuses: HashMap<String, Vec<Status>>,
+    /// When the first status of each commit arrived, for latency measurements.
+    first_status_at: HashMap<String, std::time::Instant>,
     unexpected: Vec<UnexpectedRequest>,
     next_status_id: u64,
     /// Status posts still to answer with 500, as a forge outage.
@@ -74,8 +81,8 @@ struct Inner {
     failed_status_posts: usize,
 }
 
-struct Shared {
-    url: String,
+pub(crate) struct Shared {
+    pub(crate) url: String,
     inner: Mutex<Inner>,
     /// Bumped on every recorded status, so waiters wake on events instead of polling.
     changes: watch::Sender<u64>,
@@ -83,19 +90,19 @@ struct Shared {
 
 /// Handle on the running fake; cheap to clone.
 #[derive(Clone)]
-pub struct FakeGitHub {
+pub struct FakeForge {
     shared: Arc<Shared>,
 }
 
-impl FakeGitHub {
+impl FakeForge {
     /// Serves the fake on `127.0.0.1:0` in the current runtime.
-    pub async fn start() -> FakeGitHub {
+    pub async fn start() -> FakeForge {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("bind the fake GitHub on 127.0.0.1:0");
+            .expect("bind the fake forge on 127.0.0.1:0");
         let port = listener
             .local_addr()
-            .expect("local address of the fake GitHub")
+            .expect("local address of the fake forge")
             .port();
         let shared = Arc::new(Shared {
             url: format!("http://127.0.0.1:{port}"),
@@ -118,17 +125,23 @@ impl FakeGitHub {
                 "/repos/{owner}/{repo}/issues/comments/{id}/reactions",
                 post(create_reaction),
             )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments/{id}",
+                axum::routing::patch(edit_comment),
+            )
+            .merge(crate::fake_gitlab::routes())
             .fallback(unexpected)
             .with_state(shared.clone());
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
-                panic!("the fake GitHub stopped serving: {error}");
+                panic!("the fake forge stopped serving: {error}");
             }
         });
-        FakeGitHub { shared }
+        FakeForge { shared }
     }
 
-    /// The API base URL to give ferrocopr (no trailing slash).
+    /// The base URL to give ferrocopr (no trailing slash): GitHub's API base, and the GitLab
+    /// instance's URL.
     pub fn url(&self) -> &str {
         &self.shared.url
     }
@@ -159,7 +172,8 @@ impl FakeGitHub {
             .insert((full_name.to_owned(), number), pull);
     }
 
-    /// Gives `user` a permission (`admin`, `write`, `read`) on `full_name`.
+    /// Gives `user` a permission (`admin`, `write`, `read`) on `full_name` (on GitLab:
+    /// Maintainer, Developer, Reporter).
     pub fn grant(&self, full_name: &str, user: &str, permission: &str) {
         self.shared.lock().permissions.insert(
             (full_name.to_owned(), user.to_owned()),
@@ -167,13 +181,19 @@ impl FakeGitHub {
         );
     }
 
-    /// The comments the bot wrote on pull request `number`, oldest first.
+    /// The GitLab user id of `username` (the fake makes one up on first use), for webhook
+    /// payloads that name users by id.
+    pub fn gitlab_user_id(&self, username: &str) -> u64 {
+        self.shared.user_id(username)
+    }
+
+    /// The comments the bot wrote on pull request `number`, oldest first, as they read now.
     pub fn comments(&self, full_name: &str, number: u64) -> Vec<String> {
         self.shared
             .lock()
             .comments
             .get(&(full_name.to_owned(), number))
-            .cloned()
+            .map(|comments| comments.iter().map(|(_, text)| text.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -197,6 +217,11 @@ impl FakeGitHub {
             .unwrap_or_default()
     }
 
+    /// When the first status of `sha` arrived.
+    pub fn first_status_at(&self, sha: &str) -> Option<std::time::Instant> {
+        self.shared.lock().first_status_at.get(sha).copied()
+    }
+
     /// Requests the fake did not serve, oldest first.
     pub fn unexpected_requests(&self) -> Vec<UnexpectedRequest> {
         self.shared.lock().unexpected.clone()
@@ -209,14 +234,101 @@ impl FakeGitHub {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn user_id(&self, username: &str) -> u64 {
+        let mut inner = self.lock();
+        let next = 1000 + inner.users.len() as u64;
+        *inner.users.entry(username.to_owned()).or_insert(next)
+    }
+
+    /// Records a status on `sha` and wakes the waiters; returns its id.
+    pub(crate) fn record_status(&self, sha: &str, status: Status) -> u64 {
+        let id = {
+            let mut inner = self.lock();
+            inner.next_status_id += 1;
+            inner
+                .first_status_at
+                .entry(sha.to_owned())
+                .or_insert_with(std::time::Instant::now);
+            inner
+                .statuses
+                .entry(sha.to_owned())
+                .or_default()
+                .push(status);
+            inner.next_status_id
+        };
+        self.changes.send_modify(|n| *n += 1);
+        id
+    }
+
+    /// Takes one of the status posts the test asked to fail, if any is left.
+    pub(crate) fn fail_this_status_post(&self) -> bool {
+        let mut inner = self.lock();
+        if inner.failing_status_posts > 0 {
+            inner.failing_status_posts -= 1;
+            inner.failed_status_posts += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Records a comment on pull request `number` of `full_name`; returns its id.
+    pub(crate) fn record_comment(&self, full_name: &str, number: u64, body: &str) -> u64 {
+        let id = {
+            let mut inner = self.lock();
+            inner.next_status_id += 1;
+            let id = inner.next_status_id;
+            inner
+                .comments
+                .entry((full_name.to_owned(), number))
+                .or_default()
+                .push((id, body.to_owned()));
+            id
+        };
+        self.changes.send_modify(|n| *n += 1);
+        id
+    }
+
+    /// Replaces the text of comment `id`; false when there is no such comment.
+    pub(crate) fn edit_comment(&self, id: u64, body: &str) -> bool {
+        let edited = {
+            let mut inner = self.lock();
+            let found = inner
+                .comments
+                .values_mut()
+                .flat_map(|comments| comments.iter_mut())
+                .find(|(comment_id, _)| *comment_id == id);
+            match found {
+                Some((_, text)) => {
+                    *text = body.to_owned();
+                    true
+                }
+                None => false,
+            }
+        };
+        if edited {
+            self.changes.send_modify(|n| *n += 1);
+        }
+        edited
+    }
+
+    /// Records a reaction (an award emoji on GitLab) on comment `id`.
+    pub(crate) fn record_reaction(&self, id: u64, content: &str) {
+        self.lock()
+            .reactions
+            .entry(id)
+            .or_default()
+            .push(content.to_owned());
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated; keep serving.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn refuse(&self, method: &Method, uri: &Uri, why: &str) {
+    pub(crate) fn refuse(&self, method: &Method, uri: &Uri, why: &str) {
         self.lock().unexpected.push(UnexpectedRequest {
             method: method.to_string(),
             uri: uri.to_string(),
@@ -225,16 +337,21 @@ impl Shared {
     }
 }
 
-fn message(status: StatusCode, text: &str) -> Response {
+pub(crate) fn message(status: StatusCode, text: &str) -> Response {
     (status, axum::Json(json!({ "message": text }))).into_response()
 }
 
-/// GitHub accepts `Bearer <token>` and the older `token <token>`.
+/// GitHub accepts `Bearer <token>` and the older `token <token>`; GitLab `PRIVATE-TOKEN`.
 fn authorized(headers: &HeaderMap) -> bool {
-    headers
+    let github = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {TOKEN}") || v == format!("token {TOKEN}"))
+        .is_some_and(|v| v == format!("Bearer {TOKEN}") || v == format!("token {TOKEN}"));
+    let gitlab = headers
+        .get("private-token")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == TOKEN);
+    github || gitlab
 }
 
 #[derive(Deserialize)]
@@ -295,7 +412,7 @@ async fn get_contents(
 }
 
 /// The blob at `path` in the commit `reference` names, as (blob sha, bytes).
-fn read_blob(
+pub(crate) fn read_blob(
     repo_path: &std::path::Path,
     reference: &str,
     path: &str,
@@ -344,13 +461,8 @@ async fn create_status(
     if let Some(refused) = admit(&shared, &method, &uri, &headers, &format!("{owner}/{repo}")) {
         return refused;
     }
-    {
-        let mut inner = shared.lock();
-        if inner.failing_status_posts > 0 {
-            inner.failing_status_posts -= 1;
-            inner.failed_status_posts += 1;
-            return message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error");
-        }
+    if shared.fail_this_status_post() {
+        return message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error");
     }
     let body: StatusBody = match serde_json::from_slice(&body) {
         Ok(body) => body,
@@ -378,17 +490,7 @@ async fn create_status(
         description: body.description,
         target_url: body.target_url,
     };
-    let id = {
-        let mut inner = shared.lock();
-        inner.next_status_id += 1;
-        inner
-            .statuses
-            .entry(sha.clone())
-            .or_default()
-            .push(status.clone());
-        inner.next_status_id
-    };
-    shared.changes.send_modify(|n| *n += 1);
+    let id = shared.record_status(&sha, status.clone());
     (
         StatusCode::CREATED,
         axum::Json(json!({
@@ -404,7 +506,7 @@ async fn create_status(
 }
 
 /// Checks the token and that the repository is known, recording a refusal otherwise.
-fn admit(
+pub(crate) fn admit(
     shared: &Shared,
     method: &Method,
     uri: &Uri,
@@ -497,22 +599,34 @@ async fn create_comment(
         shared.refuse(&method, &uri, "body is not a comment");
         return message(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
     };
-    let id = {
-        let mut inner = shared.lock();
-        inner.next_status_id += 1;
-        inner
-            .comments
-            .entry((full_name, number))
-            .or_default()
-            .push(comment.body.clone());
-        inner.next_status_id
-    };
-    shared.changes.send_modify(|n| *n += 1);
+    let id = shared.record_comment(&full_name, number, &comment.body);
     (
         StatusCode::CREATED,
         axum::Json(json!({ "id": id, "body": comment.body })),
     )
         .into_response()
+}
+
+async fn edit_comment(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = admit(&shared, &method, &uri, &headers, &format!("{owner}/{repo}")) {
+        return refused;
+    }
+    let Ok(comment) = serde_json::from_slice::<CommentBody>(&body) else {
+        shared.refuse(&method, &uri, "body is not a comment");
+        return message(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+    };
+    if !shared.edit_comment(id, &comment.body) {
+        shared.refuse(&method, &uri, "no such comment");
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    }
+    axum::Json(json!({ "id": id, "body": comment.body })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -535,13 +649,7 @@ async fn create_reaction(
         shared.refuse(&method, &uri, "body is not a reaction");
         return message(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
     };
-    shared
-        .lock()
-        .reactions
-        .entry(id)
-        .or_default()
-        .push(reaction.content.clone());
-    shared.changes.send_modify(|n| *n += 1);
+    shared.record_reaction(id, &reaction.content);
     (
         StatusCode::CREATED,
         axum::Json(json!({ "id": id, "content": reaction.content })),
@@ -550,6 +658,6 @@ async fn create_reaction(
 }
 
 async fn unexpected(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> Response {
-    shared.refuse(&method, &uri, "no such route in the fake GitHub");
+    shared.refuse(&method, &uri, "no such route in the fake forge");
     message(StatusCode::NOT_FOUND, "Not Found")
 }
