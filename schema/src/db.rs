@@ -170,6 +170,17 @@ fn build_from_row(row: &AnyRow) -> DbResult<Build> {
     })
 }
 
+/// A CoprDir as `(project, dirname)` from a row of `p.owner, p.name, d.name`.
+fn dir_from_row(row: &AnyRow) -> DbResult<(ProjectRef, String)> {
+    Ok((
+        ProjectRef {
+            owner: row.try_get(0)?,
+            project: row.try_get(1)?,
+        },
+        row.try_get(2)?,
+    ))
+}
+
 fn chroot_from_row(row: &AnyRow) -> DbResult<BuildChroot> {
     Ok(BuildChroot {
         build_id: BuildId(row.try_get(0)?),
@@ -679,17 +690,7 @@ impl Db {
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    ProjectRef {
-                        owner: r.try_get(0)?,
-                        project: r.try_get(1)?,
-                    },
-                    r.try_get(2)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(dir_from_row).collect()
     }
 
     /// The CoprDirs that a pull request's builds went into.
@@ -710,17 +711,7 @@ impl Db {
         .bind(number as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    ProjectRef {
-                        owner: r.try_get(0)?,
-                        project: r.try_get(1)?,
-                    },
-                    r.try_get(2)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(dir_from_row).collect()
     }
 
     /// Records that a CoprDir's results were deleted.

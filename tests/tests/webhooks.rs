@@ -113,3 +113,64 @@ async fn statuses_catch_up_after_a_forge_outage() {
         "the chroot's last status is not final"
     );
 }
+
+/// A GitHub tag push builds only through a `tag` job whose glob matches the whole tag name,
+/// into the project that job names; a branch push of the same commit goes to the default
+/// project, and a deleted tag builds nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_github_tag_builds_through_its_job() {
+    let env = TestEnv::start(DbKind::Sqlite).await;
+    let repo = env.new_repo("alice/hello");
+    repo.write(
+        ".copr.yaml",
+        "chroots: [fedora-41-x86_64]\nspec: hello.spec\njobs:\n  - trigger: tag\n    \
+         branches: ['v*']\n    project: hello-releases\n",
+    );
+    repo.write(
+        "hello.spec",
+        "Name: hello\nVersion: 1.0\nRelease: 1%{?dist}\nSummary: s\nLicense: MIT\n\
+         BuildArch: noarch\nSource0: hello-1.0.tar.gz\n%description\nd\n%prep\n%setup -q\n\
+         %build\n%install\nmkdir -p %{buildroot}/usr/share/hello\n\
+         install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt\n\
+         %files\n/usr/share/hello/hello.txt\n",
+    );
+    repo.write("hello.txt", "hello\n");
+    let sha = repo.commit("release");
+    let tag_push = |tag: &str, deleted: bool| {
+        let body = push_payload("alice/hello", &repo.clone_url(), &sha, "main");
+        let mut payload: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        payload["ref"] = format!("refs/tags/{tag}").into();
+        payload["deleted"] = deleted.into();
+        serde_json::to_vec(&payload).expect("json")
+    };
+    // Neither a tag the glob does not match as a whole, nor a deleted tag, builds.
+    for body in [tag_push("release-v1", false), tag_push("v0.9", true)] {
+        let (code, _) = env
+            .github_webhook("push", &new_delivery_id(), &body, None)
+            .await;
+        assert_eq!(code, 202);
+    }
+    let (code, _) = env
+        .github_webhook("push", &new_delivery_id(), &tag_push("v1.0", false), None)
+        .await;
+    assert_eq!(code, 202);
+    let done = env
+        .wait_for_status(&sha, |s| {
+            s.context.as_deref() == Some("copr/rpm-build") && s.state != "pending"
+        })
+        .await;
+    assert_eq!(done.state, "success", "{:#?}", env.statuses(&sha));
+    assert!(
+        done.target_url
+            .as_deref()
+            .is_some_and(|u| u.contains("/coprs/alice/hello-releases/build/1/")),
+        "{done:#?}"
+    );
+    assert_eq!(env.db().await.count_builds().await.expect("count"), 1);
+    assert!(
+        env.data_dir()
+            .join("results/alice/hello-releases/fedora-41-x86_64/repodata/repomd.xml")
+            .exists()
+    );
+    assert_eq!(env.forge().unexpected_requests(), vec![]);
+}
