@@ -11,7 +11,7 @@ mod github;
 pub(crate) mod gitlab;
 
 use crate::commands::{self, Command};
-use crate::forge::{CommitState, ForgeUser, GITHUB, GITLAB, RepoRef};
+use crate::forge::{self, CommitState, ForgeUser, GITHUB, GITLAB, RepoRef};
 use crate::{BotState, texts};
 use ferrocopr_schema::copr_yaml::{self, FILE_NAME, ResolvedJob, SrpmMethod, Trigger};
 use ferrocopr_schema::db::{BuildRequest, Delivery};
@@ -160,7 +160,7 @@ async fn pull_request_closed(
     }
     state.scheduler_wake.notify_one();
     state.reporter_wake.notify_one();
-    state.janitor_wake.notify_one();
+    state.retention_wake.notify_one();
     let names: Vec<String> = dirs
         .iter()
         .map(|(p, d)| format!("{}/{d}", p.owner))
@@ -205,12 +205,15 @@ pub(crate) struct ForgeEvent {
     from_fork: Option<String>,
 }
 
-/// The forge name a delivery recorded, as the constant the forges go by.
-fn forge_name(recorded: &str) -> anyhow::Result<&'static str> {
-    match recorded {
-        GITHUB => Ok(GITHUB),
-        GITLAB => Ok(GITLAB),
-        other => anyhow::bail!("unknown forge {other:?}"),
+/// Reads a payload of `event` as `T` and makes it an action; an unreadable payload needs none.
+fn read<T: serde::de::DeserializeOwned>(
+    event: &str,
+    payload: &str,
+    act: impl FnOnce(T) -> Action,
+) -> Action {
+    match serde_json::from_str::<T>(payload) {
+        Ok(parsed) => act(parsed),
+        Err(e) => Action::Ignore(format!("unreadable {event} payload: {e}")),
     }
 }
 
@@ -308,7 +311,7 @@ async fn handle_comment(
     if commands.is_empty() {
         return Ok(Outcome::Ignored("no /copr command".into()));
     }
-    let forge_name = forge_name(&delivery.forge)?;
+    let forge_name = forge::known(&delivery.forge)?;
     let forge = state.forges.get(forge_name)?;
     let repo = comment.repo.full_name.clone();
     let number = comment.number;

@@ -143,14 +143,22 @@ pub struct Forges {
     pub gitlab: Arc<dyn Forge>,
 }
 
+/// The constant a recorded forge name (`github`, `gitlab`) stands for.
+pub fn known(name: &str) -> anyhow::Result<&'static str> {
+    match name {
+        GITHUB => Ok(GITHUB),
+        GITLAB => Ok(GITLAB),
+        other => anyhow::bail!("unknown forge {other:?}"),
+    }
+}
+
 impl Forges {
     /// The forge named `name` (`github`, `gitlab`).
     pub fn get(&self, name: &str) -> anyhow::Result<&dyn Forge> {
-        match name {
-            GITHUB => Ok(self.github.as_ref()),
-            GITLAB => Ok(self.gitlab.as_ref()),
-            other => anyhow::bail!("unknown forge {other:?}"),
-        }
+        Ok(match known(name)? {
+            GITHUB => self.github.as_ref(),
+            _ => self.gitlab.as_ref(),
+        })
     }
 }
 

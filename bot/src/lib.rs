@@ -7,7 +7,6 @@
 pub mod commands;
 pub mod events;
 pub mod forge;
-pub mod janitor;
 pub mod reporter;
 pub mod texts;
 pub mod web;
@@ -46,8 +45,8 @@ pub struct BotState {
     pub scheduler_wake: Arc<Notify>,
     /// Rung when a build changes state.
     pub reporter_wake: Arc<Notify>,
-    /// Rung when a CoprDir was scheduled for deletion.
-    pub janitor_wake: Arc<Notify>,
+    /// Rung when a CoprDir was scheduled for deletion (the backend's retention loop deletes it).
+    pub retention_wake: Arc<Notify>,
 }
 
 /// The templates, embedded in the binary.
@@ -83,12 +82,10 @@ pub fn app(state: BotState) -> Router {
         .with_state(state)
 }
 
-/// Runs the bot's loops (delivery handling, status reporting, CoprDir retention) until
-/// `shutdown`.
+/// Runs the bot's loops (delivery handling and status reporting) until `shutdown`.
 pub async fn run_workers(state: BotState, shutdown: CancellationToken) {
     tokio::join!(
         events::run(state.clone(), shutdown.clone()),
-        reporter::run(state.clone(), shutdown.clone()),
-        janitor::run(state, shutdown),
+        reporter::run(state, shutdown),
     );
 }

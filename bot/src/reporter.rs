@@ -48,12 +48,12 @@ fn describe(build: &Build, state: State) -> (CommitState, String) {
 
 /// The statuses a build should show, derived from its states only: one per chroot, then the
 /// aggregate `copr/rpm-build` (one name that can be a required check) last, so that when the
-/// aggregate turns final every chroot's status is already there; and whether they are final.
+/// aggregate turns final every chroot's status is already there; and the build's overall state.
 pub fn statuses_for(
     build: &Build,
     chroots: &[BuildChroot],
     public_url: &str,
-) -> (Vec<CommitStatus>, bool) {
+) -> (Vec<CommitStatus>, State) {
     let chroot_states: Vec<State> = chroots.iter().map(|c| c.state).collect();
     let overall = build_state(build.cancel_requested, build.source_state, &chroot_states);
     let link = format!(
@@ -71,7 +71,7 @@ pub fn statuses_for(
         .collect();
     let (state, description) = describe(build, overall);
     statuses.push(texts::status(state, &description, Some(link)));
-    (statuses, overall.is_finished())
+    (statuses, overall)
 }
 
 /// What the forge shows for each context, one `context=state:description` line each, as
@@ -137,9 +137,12 @@ async fn sweep(state: &BotState, backoff: &mut Backoff) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let posted = match report(state, forge, &build).await {
-            Ok(()) => comment_on_success(state, forge, &build).await,
-            Err(e) => Err(e),
+        let posted = match state.db.build_chroots(build.id).await {
+            Ok(chroots) => match report(state, forge, &build, &chroots).await {
+                Ok(overall) => comment_on_success(state, forge, &build, &chroots, overall).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e.into()),
         };
         match posted {
             Ok(()) => {
@@ -170,13 +173,18 @@ async fn sweep(state: &BotState, backoff: &mut Backoff) -> anyhow::Result<()> {
 }
 
 /// Posts the statuses of `build` that differ from what the forge shows, then remembers them
-/// with the build's revision.
-async fn report(state: &BotState, forge: &dyn Forge, build: &Build) -> anyhow::Result<()> {
+/// with the build's revision. Returns the build's overall state.
+async fn report(
+    state: &BotState,
+    forge: &dyn Forge,
+    build: &Build,
+    chroots: &[BuildChroot],
+) -> anyhow::Result<State> {
+    let (mut statuses, overall) = statuses_for(build, chroots, &state.public_url);
     let Some(origin) = &build.origin else {
-        return Ok(());
+        return Ok(overall);
     };
-    let chroots = state.db.build_chroots(build.id).await?;
-    let (mut statuses, finished) = statuses_for(build, &chroots, &state.public_url);
+    let finished = overall.is_finished();
     if build.reported_status.is_none() && !finished {
         // The first "accepted" goes to the aggregate first: it is the one users wait for.
         statuses.rotate_right(1);
@@ -204,7 +212,7 @@ async fn report(state: &BotState, forge: &dyn Forge, build: &Build) -> anyhow::R
             build.revision,
         )
         .await?;
-    Ok(())
+    Ok(overall)
 }
 
 /// Once a pull request's build has finished: its success comment, when the build succeeded
@@ -213,6 +221,8 @@ async fn comment_on_success(
     state: &BotState,
     forge: &dyn Forge,
     build: &Build,
+    chroots: &[BuildChroot],
+    overall: State,
 ) -> anyhow::Result<()> {
     let (Some(origin), true, false) = (
         &build.origin,
@@ -228,14 +238,11 @@ async fn comment_on_success(
             .await
             .map_err(Into::into);
     };
-    let chroots = state.db.build_chroots(build.id).await?;
-    let states: Vec<State> = chroots.iter().map(|c| c.state).collect();
-    let overall = build_state(build.cancel_requested, build.source_state, &states);
     if !overall.is_finished() {
         return Ok(());
     }
     if overall == State::Succeeded {
-        let packages = built_packages(state, build, &chroots).await;
+        let packages = built_packages(state, build, chroots).await;
         let body = texts::success_comment(
             &state.public_url,
             &build.project.owner,

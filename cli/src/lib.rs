@@ -114,6 +114,7 @@ pub async fn run(
     };
     let scheduler_wake = Arc::new(Notify::new());
     let reporter_wake = Arc::new(Notify::new());
+    let retention_wake = Arc::new(Notify::new());
 
     let bot = BotState {
         db: db.clone(),
@@ -128,7 +129,7 @@ pub async fn run(
         deliveries: Arc::new(Notify::new()),
         scheduler_wake: Arc::clone(&scheduler_wake),
         reporter_wake: Arc::clone(&reporter_wake),
-        janitor_wake: Arc::new(Notify::new()),
+        retention_wake: Arc::clone(&retention_wake),
     };
     let scheduler = Scheduler {
         db,
@@ -144,6 +145,7 @@ pub async fn run(
         lookaside_url: format!("{}/distgit/lookaside/pkgs", internal_url(&listener)?),
         wake: scheduler_wake,
         changed: reporter_wake,
+        retention_wake,
         live: LiveBuilds::default(),
     };
 

@@ -10,6 +10,7 @@
 
 pub mod host;
 mod reasons;
+pub mod retention;
 
 use reasons::FailReason;
 
@@ -60,6 +61,8 @@ pub struct Scheduler {
     pub wake: Arc<Notify>,
     /// Rung on every state change, for the status reporter.
     pub changed: Arc<Notify>,
+    /// Rung when a CoprDir was scheduled for deletion ([`retention`]).
+    pub retention_wake: Arc<Notify>,
     /// Builds with a task running in this process; start with `LiveBuilds::default()`.
     pub live: LiveBuilds,
 }
@@ -110,6 +113,13 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let this = Arc::new(self);
         this.recover().await?;
+        // CoprDirs past their retention period go on a loop of their own: deleting a large
+        // tree must not hold up the queue.
+        let retention = tokio::spawn({
+            let (db, results_dir) = (this.db.clone(), this.results_dir.clone());
+            let (wake, shutdown) = (Arc::clone(&this.retention_wake), shutdown.clone());
+            async move { retention::run(db, &results_dir, wake, shutdown).await }
+        });
         let slots = Arc::new(Semaphore::new(this.slots));
         loop {
             if let Err(e) = this.apply_cancels().await {
@@ -132,7 +142,10 @@ impl Scheduler {
             tokio::select! {
                 () = this.wake.notified() => {}
                 () = tokio::time::sleep(POLL_INTERVAL) => {}
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => {
+                    retention.await?;
+                    return Ok(());
+                }
             }
         }
     }

@@ -78,6 +78,21 @@ fn project_path(shared: &Shared, project: &str) -> String {
     }
 }
 
+/// The token check and the project's full path, or the refusal to answer with.
+fn admit_project(
+    shared: &Shared,
+    project: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<String, Box<Response>> {
+    let path = project_path(shared, project);
+    match admit(shared, method, uri, headers, &path) {
+        Some(refused) => Err(Box::new(refused)),
+        None => Ok(path),
+    }
+}
+
 fn shared_repos_sorted(shared: &Shared) -> Vec<String> {
     let mut names: Vec<String> = shared.lock().repos.keys().cloned().collect();
     names.sort();
@@ -133,10 +148,10 @@ async fn project(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
-    }
+    let path = match admit_project(&shared, &project, &method, &uri, &headers) {
+        Ok(path) => path,
+        Err(refused) => return *refused,
+    };
     let id = project_id(shared_repos_sorted(&shared), &path);
     let clone_url = shared
         .lock()
@@ -159,10 +174,10 @@ async fn file_raw(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
-    }
+    let path = match admit_project(&shared, &project, &method, &uri, &headers) {
+        Ok(path) => path,
+        Err(refused) => return *refused,
+    };
     let Some(repo_path) = shared.lock().repos.get(&path).cloned() else {
         return message(StatusCode::NOT_FOUND, "404 Project Not Found");
     };
@@ -201,9 +216,8 @@ async fn create_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
+    if let Err(refused) = admit_project(&shared, &project, &method, &uri, &headers) {
+        return *refused;
     }
     if shared.fail_this_status_post() {
         return message(
@@ -276,10 +290,10 @@ async fn merge_request(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
-    }
+    let path = match admit_project(&shared, &project, &method, &uri, &headers) {
+        Ok(path) => path,
+        Err(refused) => return *refused,
+    };
     let pull: Option<FakePull> = shared.lock().pulls.get(&(path.clone(), iid)).cloned();
     let Some(pull) = pull else {
         shared.refuse(&method, &uri, "merge request not registered with the fake");
@@ -308,10 +322,10 @@ async fn member(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
-    }
+    let path = match admit_project(&shared, &project, &method, &uri, &headers) {
+        Ok(path) => path,
+        Err(refused) => return *refused,
+    };
     let inner = shared.lock();
     let username = inner
         .users
@@ -340,10 +354,10 @@ async fn create_note(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
-    }
+    let path = match admit_project(&shared, &project, &method, &uri, &headers) {
+        Ok(path) => path,
+        Err(refused) => return *refused,
+    };
     let Some(text) = params(&body, &uri).get("body").cloned() else {
         shared.refuse(&method, &uri, "a note without body");
         return message(
@@ -367,9 +381,8 @@ async fn edit_note(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
+    if let Err(refused) = admit_project(&shared, &project, &method, &uri, &headers) {
+        return *refused;
     }
     let Some(text) = params(&body, &uri).get("body").cloned() else {
         shared.refuse(&method, &uri, "a note without body");
@@ -393,9 +406,8 @@ async fn award_emoji(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = project_path(&shared, &project);
-    if let Some(refused) = admit(&shared, &method, &uri, &headers, &path) {
-        return refused;
+    if let Err(refused) = admit_project(&shared, &project, &method, &uri, &headers) {
+        return *refused;
     }
     let Some(name) = params(&body, &uri).get("name").cloned() else {
         shared.refuse(&method, &uri, "an award without name");

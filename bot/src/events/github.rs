@@ -2,7 +2,7 @@
 //!
 //! Only the fields ferrocopr uses are declared, so a field GitHub adds never breaks parsing.
 
-use super::{Action, CommentEvent, ForgeEvent, fork_of};
+use super::{Action, CommentEvent, ForgeEvent, fork_of, read};
 use crate::forge::{ForgeUser, GITHUB, RepoRef};
 use ferrocopr_schema::copr_yaml::Trigger;
 use serde::Deserialize;
@@ -10,18 +10,11 @@ use serde::Deserialize;
 /// What a GitHub delivery of `event` asks for.
 pub(super) fn parse(event: &str, payload: &str) -> Action {
     match event {
-        "push" => match serde_json::from_str::<Push>(payload) {
-            Ok(push) => push_event(push).map_or_else(Action::Ignore, Action::Build),
-            Err(e) => Action::Ignore(format!("unreadable push payload: {e}")),
-        },
-        "pull_request" => match serde_json::from_str::<PullRequestEvent>(payload) {
-            Ok(pr) => pull_request_event(pr),
-            Err(e) => Action::Ignore(format!("unreadable pull_request payload: {e}")),
-        },
-        "issue_comment" => match serde_json::from_str::<IssueCommentEvent>(payload) {
-            Ok(comment) => comment_event(comment),
-            Err(e) => Action::Ignore(format!("unreadable issue_comment payload: {e}")),
-        },
+        "push" => read(event, payload, |push: Push| {
+            push_event(push).map_or_else(Action::Ignore, Action::Build)
+        }),
+        "pull_request" => read(event, payload, pull_request_event),
+        "issue_comment" => read(event, payload, comment_event),
         other => Action::Ignore(format!("github event {other} needs no action")),
     }
 }

@@ -5,7 +5,7 @@
 //! first part and the project its last. Merge requests are numbered by their iid. Statuses of
 //! a merge request go to its source project, where GitLab shows them on the pipeline.
 
-use super::{Action, CommentEvent, ForgeEvent, fork_of};
+use super::{Action, CommentEvent, ForgeEvent, fork_of, read};
 use crate::forge::{ForgeUser, GITLAB, RepoRef};
 use ferrocopr_schema::copr_yaml::Trigger;
 use serde::Deserialize;
@@ -13,18 +13,11 @@ use serde::Deserialize;
 /// What a GitLab delivery of `event` (the `X-Gitlab-Event` header) asks for.
 pub(super) fn parse(event: &str, payload: &str) -> Action {
     match event {
-        "Push Hook" | "Tag Push Hook" => match serde_json::from_str::<Push>(payload) {
-            Ok(push) => push_event(push).map_or_else(Action::Ignore, Action::Build),
-            Err(e) => Action::Ignore(format!("unreadable {event} payload: {e}")),
-        },
-        "Merge Request Hook" => match serde_json::from_str::<MergeRequestEvent>(payload) {
-            Ok(mr) => merge_request_event(mr),
-            Err(e) => Action::Ignore(format!("unreadable {event} payload: {e}")),
-        },
-        "Note Hook" => match serde_json::from_str::<NoteEvent>(payload) {
-            Ok(note) => note_event(note),
-            Err(e) => Action::Ignore(format!("unreadable {event} payload: {e}")),
-        },
+        "Push Hook" | "Tag Push Hook" => read(event, payload, |push: Push| {
+            push_event(push).map_or_else(Action::Ignore, Action::Build)
+        }),
+        "Merge Request Hook" => read(event, payload, merge_request_event),
+        "Note Hook" => read(event, payload, note_event),
         other => Action::Ignore(format!("gitlab event {other} needs no action")),
     }
 }

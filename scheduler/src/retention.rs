@@ -1,30 +1,32 @@
-//! The janitor: deletes the CoprDirs whose retention period has passed (a closed pull
-//! request's `<project>:pr:<N>`, seed step 12 in reverse).
+//! Retention: deletes the CoprDirs whose retention period has passed (a closed pull request's
+//! `<project>:pr:<N>`, seed step 12 in reverse).
 //!
-//! The event worker only schedules a deletion (a date in the database); this loop carries it
-//! out, so a restart or a lost wake-up delays a deletion but never loses it. Deleting removes
-//! the CoprDir's results tree (its RPMs, repodata and logs); the builds stay in the database
-//! for the record.
+//! The bot only schedules a deletion (a date in the database) and rings `wake`; this loop, on
+//! the backend that owns the results tree, carries it out, so a restart or a lost wake-up
+//! delays a deletion but never loses it. Deleting removes the CoprDir's results tree (its RPMs,
+//! repodata and logs); the builds stay in the database for the record.
 
-use crate::BotState;
+use ferrocopr_schema::Db;
 use std::path::{Component, Path};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How often due deletions are looked for without a wake-up.
 const INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Deletes due CoprDirs until `shutdown`.
-pub async fn run(state: BotState, shutdown: CancellationToken) {
+/// Deletes the due CoprDirs below `results_dir` until `shutdown`; `wake` asks for a pass now.
+pub async fn run(db: Db, results_dir: &Path, wake: Arc<Notify>, shutdown: CancellationToken) {
     loop {
-        if let Err(e) = sweep(&state).await {
+        if let Err(e) = sweep(&db, results_dir).await {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "deleting expired CoprDirs failed; will retry"
             );
         }
         tokio::select! {
-            () = state.janitor_wake.notified() => {}
+            () = wake.notified() => {}
             () = tokio::time::sleep(INTERVAL) => {}
             () = shutdown.cancelled() => return,
         }
@@ -32,10 +34,10 @@ pub async fn run(state: BotState, shutdown: CancellationToken) {
 }
 
 /// One pass: every CoprDir whose deletion date has passed.
-pub async fn sweep(state: &BotState) -> anyhow::Result<()> {
+pub async fn sweep(db: &Db, results_dir: &Path) -> anyhow::Result<()> {
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
-    for (project, dirname) in state.db.dirs_due_for_deletion(now).await? {
-        let tree = state.results_dir.join(&project.owner).join(&dirname);
+    for (project, dirname) in db.dirs_due_for_deletion(now).await? {
+        let tree = results_dir.join(&project.owner).join(&dirname);
         anyhow::ensure!(
             is_plain(&project.owner) && is_plain(&dirname),
             "refusing to delete {}: not a plain path below the results",
@@ -48,7 +50,7 @@ pub async fn sweep(state: &BotState) -> anyhow::Result<()> {
                 return Err(anyhow::Error::from(e).context(format!("removing {}", tree.display())));
             }
         }
-        state.db.mark_dir_deleted(&project, &dirname).await?;
+        db.mark_dir_deleted(&project, &dirname).await?;
         tracing::info!(owner = %project.owner, dirname, "CoprDir deleted after its retention period");
     }
     Ok(())
