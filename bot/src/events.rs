@@ -478,6 +478,7 @@ async fn build_for(
                 pull_request: event.pull_request,
             }),
             success_comment: job.success_comment && event.pull_request.is_some(),
+            background: false,
             // A new push to a pull request supersedes its earlier builds (Packit's users ask
             // for this: rapid pushes should not queue duplicates).
             cancel_superseded: job.cancel_superseded && event.pull_request.is_some(),

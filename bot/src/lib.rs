@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod events;
 pub mod forge;
+mod queue;
 pub mod reporter;
 pub mod texts;
 pub mod web;
@@ -76,6 +77,7 @@ pub fn app(state: BotState) -> Router {
             get(web::dnf_repo),
         )
         .route("/coprs/{owner}/{dirname}/build/{id}/", get(web::build_page))
+        .route("/api/queue", get(queue::queue))
         // Copr's short form, which its own clients and old links use.
         .route("/coprs/build/{id}/", get(web::build_by_id))
         .nest_service("/results", results)

@@ -9,7 +9,8 @@ use ferrocopr_bot::forge::{Forge, Forges, GitHub, GitLab, LocalGit};
 pub use ferrocopr_bot::webhook::Secret;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
-use ferrocopr_scheduler::host::LocalBuilders;
+use ferrocopr_scheduler::config::SchedulerConfig;
+use ferrocopr_scheduler::host::{BuilderHost, LocalBuilders};
 use ferrocopr_scheduler::{LiveBuilds, Scheduler};
 use ferrocopr_schema::Db;
 use ferrocopr_signer::LocalSigner;
@@ -50,6 +51,9 @@ pub struct Config {
     pub builder_program: PathBuf,
     /// How many builds the local builder pool runs at once.
     pub local_builders: usize,
+    /// The scheduler's limits, routing and remote builders (YAML); `None`: no limits beyond
+    /// the local pool's size.
+    pub scheduler_config: Option<PathBuf>,
     /// The domain in signing keys' user ids (`…@copr.<domain>`).
     pub signer_domain: String,
     /// The chroots this instance builds in (`.copr.yaml` aliases expand to these).
@@ -131,14 +135,25 @@ pub async fn run(
         reporter_wake: Arc::clone(&reporter_wake),
         retention_wake: Arc::clone(&retention_wake),
     };
+    let stop = CancellationToken::new();
+    let scheduling = match &config.scheduler_config {
+        Some(path) => SchedulerConfig::load(path)?,
+        None => SchedulerConfig::default(),
+    };
+    let builders: Arc<dyn BuilderHost> = match &scheduling.builders {
+        Some(remote) => remote.builders(stop.clone())?,
+        None => Arc::new(LocalBuilders::new(
+            config.builder_program.clone(),
+            data_dir.join("work"),
+            config.local_builders,
+        )),
+    };
     let scheduler = Scheduler {
         db,
         results_dir,
-        builders: Arc::new(LocalBuilders::new(
-            config.builder_program.clone(),
-            data_dir.join("work"),
-        )),
-        slots: config.local_builders,
+        builders,
+        limits: scheduling.limits,
+        routing: scheduling.routing,
         signer,
         distgit: Arc::clone(&distgit),
         publisher: Publisher::new(),
@@ -150,7 +165,6 @@ pub async fn run(
     };
 
     let app = ferrocopr_bot::app(bot.clone()).nest("/distgit", distgit.router());
-    let stop = CancellationToken::new();
     let mut scheduler_task = tokio::spawn(scheduler.run(stop.clone()));
     let mut workers = tokio::spawn(ferrocopr_bot::run_workers(bot, stop.clone()));
     tracing::info!(address = %listener.local_addr()?, %public_url, "ferrocopr is serving");

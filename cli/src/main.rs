@@ -90,6 +90,10 @@ struct ServeArgs {
     /// How many builds the local builder pool runs at once (0: none; builds wait queued).
     #[arg(long, env = "FERROCOPR_LOCAL_BUILDERS", default_value_t = 2)]
     local_builders: usize,
+    /// The scheduler's config file (YAML): limits, builder tags, and remote builders from
+    /// resalloc-style pools or a resalloc server, reached over SSH (see docs/scheduler.md).
+    #[arg(long, env = "FERROCOPR_SCHEDULER_CONFIG")]
+    scheduler_config: Option<PathBuf>,
     /// The domain in signing keys' user ids.
     #[arg(long, env = "FERROCOPR_DOMAIN", default_value = "localhost")]
     domain: String,
@@ -162,6 +166,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pr_dir_retention: std::time::Duration::from_secs(args.pr_retention_days * 24 * 3600),
         builder_program: std::env::current_exe()?,
         local_builders: args.local_builders,
+        scheduler_config: args.scheduler_config.clone(),
         signer_domain: args.domain,
         chroots: if args.chroots.is_empty() {
             DEFAULT_CHROOTS.iter().map(|c| (*c).to_owned()).collect()

@@ -14,11 +14,15 @@ use tokio_util::sync::CancellationToken;
 
 /// Extra time the fail-safe gives a task beyond its own timeout, so the builder's own
 /// timeout (and its log line saying so) normally fires first.
-const TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
+pub(crate) const TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
 
-/// The backend's lines in a task's live log.
-const TIMED_OUT: &str = "==> error: the build exceeded its timeout and was stopped";
-const CANCELED: &str = "==> the build was canceled";
+/// How a task run by [`LocalBuilders`] is recorded: `local:<pid>`. Such a task is not
+/// re-attached after a restart but run again, and the builder left behind is ended first.
+pub const LOCAL_PLACEMENT: &str = "local:";
+
+/// The backend's lines in a task's live log (public so that tests can look for them).
+pub const TIMED_OUT: &str = "==> error: the build exceeded its timeout and was stopped";
+pub const CANCELED: &str = "==> the build was canceled";
 
 /// How a task that ran to its end turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,28 @@ pub enum BuilderOutcome {
 #[error("builder host failed: {0}")]
 pub struct HostError(pub String);
 
+/// What the scheduler tells a builder host about a task beyond the task itself.
+pub struct Assignment<'a> {
+    /// The ticket's tags: `copr_builder`, `arch_<arch>` and the chroot's own.
+    pub tags: Vec<String>,
+    /// `<owner>/<project>--<submitter>`: machines are reused within one, never across two.
+    pub sandbox: String,
+    /// Where a previous process placed this task, if it was placed before a restart: the host
+    /// re-attaches to it instead of starting the task again.
+    pub placed: Option<String>,
+    pub progress: &'a dyn Progress,
+}
+
+/// The scheduler's side of a running task: the host reports where it placed the task (written
+/// to the database before the host waits on the builder) and when the builder runs.
+#[async_trait]
+pub trait Progress: Send + Sync {
+    /// Records where the task runs; `None` once it runs nowhere any more.
+    async fn placed(&self, placement: Option<&str>) -> anyhow::Result<()>;
+    /// The builder program runs: the task moves from starting to running.
+    async fn running(&self) -> anyhow::Result<()>;
+}
+
 /// A machine that runs builder tasks.
 #[async_trait]
 pub trait BuilderHost: Send + Sync {
@@ -44,7 +70,12 @@ pub trait BuilderHost: Send + Sync {
         task: &BuilderTask,
         result_dir: &Path,
         cancel: &CancellationToken,
+        assignment: &Assignment<'_>,
     ) -> Result<BuilderOutcome, HostError>;
+
+    /// How many tasks of `arch` these builders run at once; `None` when they do not know (an
+    /// external allocator): the scheduler's limits decide then.
+    fn slots(&self, arch: &str) -> Option<usize>;
 }
 
 /// Runs tasks as local processes of the builder program.
@@ -52,24 +83,49 @@ pub trait BuilderHost: Send + Sync {
 pub struct LocalBuilders {
     program: PathBuf,
     work_dir: PathBuf,
+    slots: usize,
 }
 
 impl LocalBuilders {
-    /// `program` is the `ferrocopr` binary; task files go to `work_dir`.
-    pub fn new(program: PathBuf, work_dir: PathBuf) -> LocalBuilders {
-        LocalBuilders { program, work_dir }
+    /// `program` is the `ferrocopr` binary; task files go to `work_dir`; `slots` tasks of this
+    /// machine's architecture run at once (0: none, as when this process only takes requests).
+    pub fn new(program: PathBuf, work_dir: PathBuf, slots: usize) -> LocalBuilders {
+        LocalBuilders {
+            program,
+            work_dir,
+            slots,
+        }
     }
 }
 
 #[async_trait]
 impl BuilderHost for LocalBuilders {
+    fn slots(&self, arch: &str) -> Option<usize> {
+        Some(if arch == crate::queue::native_arch() {
+            self.slots
+        } else {
+            0
+        })
+    }
+
     async fn run(
         &self,
         task: &BuilderTask,
         result_dir: &Path,
         cancel: &CancellationToken,
+        assignment: &Assignment<'_>,
     ) -> Result<BuilderOutcome, HostError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| HostError(format!("{what}: {e}"));
+        // A local builder left by a killed process writes into the same result directory: end
+        // it before this attempt starts (local tasks are run again, not re-attached).
+        if let Some(pid) = assignment
+            .placed
+            .as_deref()
+            .and_then(|p| p.strip_prefix(LOCAL_PLACEMENT))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        {
+            kill_group(Some(pid)).await;
+        }
         tokio::fs::create_dir_all(&self.work_dir)
             .await
             .map_err(|e| fail("work dir", &e))?;
@@ -97,6 +153,17 @@ impl BuilderHost for LocalBuilders {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(&format!("starting {}", self.program.display()), &e))?;
+        let progress = async {
+            if let Some(pid) = child.id() {
+                let placement = format!("{LOCAL_PLACEMENT}{pid}");
+                assignment.progress.placed(Some(&placement)).await?;
+            }
+            assignment.progress.running().await
+        };
+        if let Err(e) = progress.await {
+            kill_group(child.id()).await;
+            return Err(fail("recording the task's start", &e));
+        }
         let limit = Duration::from_secs(task.timeout) + TIMEOUT_MARGIN;
         let status = tokio::select! {
             status = child.wait() => status.map_err(|e| fail("waiting for the builder", &e))?,
@@ -114,6 +181,7 @@ impl BuilderHost for LocalBuilders {
             }
         };
         let _ = tokio::fs::remove_file(&task_file).await;
+        let _ = assignment.progress.placed(None).await;
         if status.success() && result_dir.join(SUCCESS_FILE).exists() {
             Ok(BuilderOutcome::Succeeded)
         } else {
@@ -123,7 +191,7 @@ impl BuilderHost for LocalBuilders {
 }
 
 /// Ends the builder's whole process group (rpmbuild and everything it started).
-async fn kill_group(pid: Option<u32>) {
+pub(crate) async fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid {
         // `--` before the negative id: without it `kill` reads `-<pgid>` as an option, and the
         // signal goes elsewhere.

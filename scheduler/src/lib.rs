@@ -8,27 +8,37 @@
 //! On start it repairs what a stop left behind: tasks that were starting or running are
 //! queued again, and imports that were under way are run again (imports are idempotent).
 
+pub mod alloc;
+pub mod config;
 pub mod host;
+pub mod pools;
+pub mod queue;
 mod reasons;
+pub mod remote;
+pub mod resalloc;
 pub mod retention;
+pub mod ssh;
 
 use reasons::FailReason;
 
 use anyhow::Context;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
-use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot};
-use ferrocopr_schema::task::{BuilderTask, SIGNED_FILE, SRPM_CHROOT, SUCCESS_FILE, TaskKind};
+use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot, QueuedTask};
+use ferrocopr_schema::task::{
+    BuilderTask, LIVE_LOG, SIGNED_FILE, SRPM_CHROOT, SUCCESS_FILE, TaskKind,
+};
 use ferrocopr_schema::{BuildId, Chroot, Db, Event, Part, State};
 use ferrocopr_signer::SignerClient;
 use ferrocopr_signer::rpm_header::sign_rpm;
-use host::{BuilderHost, BuilderOutcome, append_line};
+use host::{Assignment, BuilderHost, BuilderOutcome, Progress, append_line};
+use queue::{Fairness, Limits, Routing};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -40,18 +50,21 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 5 * 3600;
 pub const MAX_HOSTS: i64 = 3;
 
 /// How often the queue is looked at when nobody wakes the scheduler: the safety net for a
-/// lost wake-up, and what picks up requests written by another process.
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// lost wake-up, and what picks up requests (builds, cancels) written by another process. Short
+/// enough that a cancel asked of another process takes effect within a second.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Everything the scheduler works with.
 pub struct Scheduler {
     pub db: Db,
     /// The results tree served under `/results/` (REFERENCE §2).
     pub results_dir: PathBuf,
+    /// Where tasks run; also says how many builder slots each architecture has.
     pub builders: Arc<dyn BuilderHost>,
-    /// How many tasks run at once; 0 starts none (builds wait in the queue, as when this
-    /// process runs only the frontend's side).
-    pub slots: usize,
+    /// Concurrency caps beyond the builders' own slots.
+    pub limits: Limits,
+    /// Which architecture and ticket tags each task has.
+    pub routing: Routing,
     pub signer: Arc<dyn SignerClient>,
     pub distgit: Arc<DistGit>,
     pub publisher: Publisher,
@@ -120,24 +133,14 @@ impl Scheduler {
             let (wake, shutdown) = (Arc::clone(&this.retention_wake), shutdown.clone());
             async move { retention::run(db, &results_dir, wake, shutdown).await }
         });
-        let slots = Arc::new(Semaphore::new(this.slots));
+        let mut fairness = Fairness::default();
         loop {
             if let Err(e) = this.apply_cancels().await {
                 tracing::error!(error = format!("{e:#}"), "scheduler: canceling failed");
             }
-            // Claim while builder slots are free; a finishing task rings `wake`.
-            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-                match this.claim_next(permit).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            "scheduler: claiming a task failed"
-                        );
-                        break;
-                    }
-                }
+            // Claim while the limits allow; a finishing task rings `wake`.
+            if let Err(e) = this.claim_ready(&mut fairness).await {
+                tracing::error!(error = format!("{e:#}"), "scheduler: claiming tasks failed");
             }
             tokio::select! {
                 () = this.wake.notified() => {}
@@ -172,15 +175,41 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Queues again what a stop interrupted.
+    /// Repairs what a stop interrupted: a task placed on a builder that outlives this process
+    /// (a remote host) is re-attached, so it neither runs twice nor is lost; any other task that
+    /// was starting or running is queued again (a local builder left behind is ended when the
+    /// task runs again). Imports that were under way run again (imports are idempotent).
     async fn recover(self: &Arc<Self>) -> anyhow::Result<()> {
+        let reattachable = |placement: &Option<String>| {
+            placement
+                .as_deref()
+                .is_some_and(|p| !p.starts_with(host::LOCAL_PLACEMENT))
+        };
         for state in [State::Starting, State::Running] {
             for build in self.db.builds_with_source_state(state).await? {
+                if reattachable(&build.source_placement) {
+                    tracing::info!(build.id = %build.id, "re-attaching to its SRPM task");
+                    let span =
+                        tracing::info_span!("srpm", build.id = %build.id, chroot = SRPM_CHROOT);
+                    self.spawn_task(build.id, span, |this, cancel| async move {
+                        this.run_srpm(build, cancel).await
+                    });
+                    continue;
+                }
                 let t = state.next(Part::Source, Event::Requeue)?;
                 self.db.move_source(build.id, t).await?;
                 tracing::info!(build.id = %build.id, "re-queued interrupted SRPM task");
             }
             for chroot in self.db.chroots_in_state(state).await? {
+                if reattachable(&chroot.placement) {
+                    tracing::info!(build.id = %chroot.build_id, chroot = %chroot.chroot, "re-attaching to its RPM task");
+                    let span = tracing::info_span!("rpm", build.id = %chroot.build_id, chroot = %chroot.chroot);
+                    let id = chroot.build_id;
+                    self.spawn_task(id, span, |this, cancel| async move {
+                        this.run_rpm(chroot, cancel).await
+                    });
+                    continue;
+                }
                 let t = state.next(Part::Chroot, Event::Requeue)?;
                 self.db
                     .move_chroot(chroot.build_id, &chroot.chroot, t)
@@ -195,46 +224,77 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Takes the next task, SRPM tasks first; false when the queue is empty.
-    async fn claim_next(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> anyhow::Result<bool> {
-        if let Some(build) = self.db.next_pending_source().await? {
-            let t = build.source_state.next(Part::Source, Event::Start)?;
-            if self.db.move_source(build.id, t).await? {
-                let span = tracing::info_span!("srpm", build.id = %build.id);
-                let id = build.id;
-                self.spawn_task(id, permit, span, |this, cancel| async move {
-                    this.run_srpm(build, cancel).await
-                });
+    /// Claims and starts every task the fair queue lets start now ([`queue::pick`]), round after
+    /// round, until the limits are reached or nothing waits.
+    async fn claim_ready(self: &Arc<Self>, fairness: &mut Fairness) -> anyhow::Result<()> {
+        let builders = Arc::clone(&self.builders);
+        let slots = move |arch: &str| builders.slots(arch);
+        loop {
+            let heads = self.db.queue_heads().await?;
+            if heads.is_empty() {
+                return Ok(());
             }
-            return Ok(true);
-        }
-        if let Some(chroot) = self.db.next_pending_chroot().await? {
-            let t = chroot.state.next(Part::Chroot, Event::Start)?;
-            if self
-                .db
-                .move_chroot(chroot.build_id, &chroot.chroot, t)
-                .await?
-            {
-                let span = tracing::info_span!("rpm", build.id = %chroot.build_id, chroot = %chroot.chroot);
-                let id = chroot.build_id;
-                self.spawn_task(id, permit, span, |this, cancel| async move {
-                    this.run_rpm(chroot, cancel).await
-                });
+            let active = self.db.active_tasks().await?;
+            let chosen = queue::pick(
+                &heads,
+                &active,
+                &self.limits,
+                &self.routing,
+                &slots,
+                fairness,
+            );
+            let mut claimed = false;
+            for task in chosen {
+                claimed |= self.claim(&task).await?;
             }
-            return Ok(true);
+            if !claimed {
+                return Ok(());
+            }
         }
-        Ok(false)
     }
 
-    /// Runs a claimed task of `build` in the background, holding its builder slot until it
-    /// ends; the task gets the token that fires when the build is canceled.
-    fn spawn_task<F, Fut>(
-        self: &Arc<Self>,
-        build: BuildId,
-        permit: OwnedSemaphorePermit,
-        span: tracing::Span,
-        task: F,
-    ) where
+    /// Moves one picked task from pending to starting and runs it; false when someone else
+    /// moved it first.
+    async fn claim(self: &Arc<Self>, task: &QueuedTask) -> anyhow::Result<bool> {
+        let id = task.build_id;
+        if task.is_srpm() {
+            let Some(build) = self.db.build(id).await? else {
+                return Ok(false);
+            };
+            let t = build.source_state.next(Part::Source, Event::Start)?;
+            if !self.db.move_source(id, t).await? {
+                return Ok(false);
+            }
+            let span = tracing::info_span!("srpm", build.id = %id, chroot = SRPM_CHROOT);
+            self.spawn_task(id, span, |this, cancel| async move {
+                this.run_srpm(build, cancel).await
+            });
+            return Ok(true);
+        }
+        let Some(chroot) = self
+            .db
+            .build_chroots(id)
+            .await?
+            .into_iter()
+            .find(|c| c.chroot == task.chroot)
+        else {
+            return Ok(false);
+        };
+        let t = chroot.state.next(Part::Chroot, Event::Start)?;
+        if !self.db.move_chroot(id, &chroot.chroot, t).await? {
+            return Ok(false);
+        }
+        let span = tracing::info_span!("rpm", build.id = %id, chroot = %chroot.chroot);
+        self.spawn_task(id, span, |this, cancel| async move {
+            this.run_rpm(chroot, cancel).await
+        });
+        Ok(true)
+    }
+
+    /// Runs a claimed task of `build` in the background; the task gets the token that fires
+    /// when the build is canceled, and its end rings `wake` so its slot is used again.
+    fn spawn_task<F, Fut>(self: &Arc<Self>, build: BuildId, span: tracing::Span, task: F)
+    where
         F: FnOnce(Arc<Self>, CancellationToken) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
@@ -246,7 +306,6 @@ impl Scheduler {
             async move {
                 work.await;
                 this.live.leave(build);
-                drop(permit);
                 this.wake.notify_one();
             }
             .instrument(span),
@@ -336,9 +395,6 @@ impl Scheduler {
         build: &Build,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
-        if !self.source(build.id, State::Starting, Event::Run).await? {
-            return Ok(());
-        }
         let result_dir = self.srpm_result_dir(build);
         let task = self.task(
             build,
@@ -347,40 +403,91 @@ impl Scheduler {
                 source: build.source.clone(),
             },
         );
-        let outcome = self.builders.run(&task, &result_dir, cancel).await;
+        let progress = TaskProgress {
+            scheduler: self,
+            build: build.id,
+            chroot: None,
+        };
+        let assignment = self.assignment(
+            build,
+            SRPM_CHROOT,
+            build.source_placement.clone(),
+            &progress,
+        );
+        let outcome = self
+            .builders
+            .run(&task, &result_dir, cancel, &assignment)
+            .await;
+        // Where the part stands now: starting when no builder ran it, else running.
+        let now = self
+            .db
+            .build(build.id)
+            .await?
+            .context("build vanished")?
+            .source_state;
+        if now.is_finished() {
+            return Ok(());
+        }
         if cancel.is_cancelled() {
-            self.source(build.id, State::Running, Event::Cancel).await?;
+            self.source(build.id, now, Event::Cancel).await?;
             return Ok(());
         }
         match outcome {
             Ok(BuilderOutcome::Canceled) => {
-                self.source(build.id, State::Running, Event::Cancel).await?;
+                self.source(build.id, now, Event::Cancel).await?;
             }
             Ok(BuilderOutcome::Succeeded) => {
-                if self.source(build.id, State::Running, Event::Import).await? {
+                if self.source(build.id, now, Event::Import).await? {
                     self.import(build.clone()).await;
                 }
             }
             Ok(BuilderOutcome::Failed) => {
-                self.fail_source(build.id, State::Running, FailReason::SrpmBuild.text())
+                self.fail_source(build.id, now, FailReason::SrpmBuild.text())
                     .await;
             }
             Err(e) => {
                 let attempts = self.db.count_source_host_failure(build.id).await?;
+                keep_attempt_log(&result_dir, attempts).await;
+                self.db.place_source(build.id, None).await?;
                 if attempts >= MAX_HOSTS {
                     tracing::error!(error = %e, attempts, "builder hosts keep failing; giving up");
                     append_line(&result_dir, FailReason::NoBuilder.log_line()).await;
-                    self.fail_source(build.id, State::Running, FailReason::NoBuilder.text())
+                    self.fail_source(build.id, now, FailReason::NoBuilder.text())
                         .await;
                 } else {
                     tracing::warn!(error = %e, attempts, "builder lost; task queued again");
-                    self.source(build.id, State::Running, Event::Requeue)
-                        .await?;
+                    self.source(build.id, now, Event::Requeue).await?;
                     self.wake.notify_one();
                 }
             }
         }
         Ok(())
+    }
+
+    /// What the builders get to know about a task besides the task.
+    fn assignment<'a>(
+        &self,
+        build: &Build,
+        chroot: &str,
+        placed: Option<String>,
+        progress: &'a TaskProgress<'a>,
+    ) -> Assignment<'a> {
+        let queued = QueuedTask {
+            build_id: build.id,
+            chroot: chroot.to_owned(),
+            owner: build.project.owner.clone(),
+            project: build.project.project.clone(),
+            submitter: build.submitter.clone(),
+            background: build.background,
+            state: State::Starting,
+            since: 0,
+        };
+        Assignment {
+            tags: self.routing.tags_of(&queued),
+            sandbox: queued.sandbox(),
+            placed,
+            progress,
+        }
     }
 
     /// Seed step 7: sign the SRPM, import it into DistGit and queue one RPM task per chroot.
@@ -470,9 +577,6 @@ impl Scheduler {
             .build(chroot.build_id)
             .await?
             .context("build vanished")?;
-        if !self.chroot(chroot, State::Starting, Event::Run).await? {
-            return Ok(());
-        }
         let package = build
             .pkg_name
             .clone()
@@ -498,7 +602,24 @@ impl Scheduler {
         );
         // A new attempt starts clean: nothing from an interrupted one may look finished.
         remove_markers(&result_dir).await;
-        let outcome = self.builders.run(&task, &result_dir, cancel).await;
+        let progress = TaskProgress {
+            scheduler: self,
+            build: build.id,
+            chroot: Some(&chroot.chroot),
+        };
+        let assignment =
+            self.assignment(&build, &chroot.chroot, chroot.placement.clone(), &progress);
+        let outcome = self
+            .builders
+            .run(&task, &result_dir, cancel, &assignment)
+            .await;
+        let Some(now) = self.current_chroot(chroot).await? else {
+            return Ok(());
+        };
+        if now.state.is_finished() {
+            return Ok(());
+        }
+        let chroot = &now;
         // Checked again right before publishing: a canceled build's packages never reach the
         // repository, and without `success` the publisher leaves them out later too.
         if cancel.is_cancelled()
@@ -507,7 +628,7 @@ impl Scheduler {
                 .is_ok_and(|o| *o == BuilderOutcome::Canceled)
         {
             remove_markers(&result_dir).await;
-            self.chroot(chroot, State::Running, Event::Cancel).await?;
+            self.chroot(chroot, chroot.state, Event::Cancel).await?;
             return Ok(());
         }
         match outcome {
@@ -530,23 +651,27 @@ impl Scheduler {
                         Event::Fail
                     }
                 };
-                self.chroot(chroot, State::Running, event).await?;
+                self.chroot(chroot, chroot.state, event).await?;
             }
             Ok(BuilderOutcome::Failed) => {
-                self.chroot(chroot, State::Running, Event::Fail).await?;
+                self.chroot(chroot, chroot.state, Event::Fail).await?;
             }
             Err(e) => {
                 let attempts = self
                     .db
                     .count_chroot_host_failure(chroot.build_id, &chroot.chroot)
                     .await?;
+                keep_attempt_log(&result_dir, attempts).await;
+                self.db
+                    .place_chroot(chroot.build_id, &chroot.chroot, None)
+                    .await?;
                 if attempts >= MAX_HOSTS {
                     tracing::error!(error = %e, attempts, "builder hosts keep failing; giving up");
                     append_line(&result_dir, FailReason::NoBuilder.log_line()).await;
-                    self.chroot(chroot, State::Running, Event::Fail).await?;
+                    self.chroot(chroot, chroot.state, Event::Fail).await?;
                 } else {
                     tracing::warn!(error = %e, attempts, "builder lost; task queued again");
-                    self.chroot(chroot, State::Running, Event::Requeue).await?;
+                    self.chroot(chroot, chroot.state, Event::Requeue).await?;
                     self.wake.notify_one();
                 }
             }
@@ -583,6 +708,72 @@ impl Scheduler {
             .await?;
         self.publisher.publish_chroot(chroot_dir).await?;
         Ok(true)
+    }
+}
+
+/// Keeps the log of an attempt whose host failed beside the next attempt's, numbered
+/// (`builder-live.log.1` for the first), instead of letting the retry overwrite it (copr#3694).
+async fn keep_attempt_log(result_dir: &Path, attempt: i64) {
+    let log = result_dir.join(LIVE_LOG);
+    let kept = result_dir.join(format!("{LIVE_LOG}.{attempt}"));
+    if let Err(e) = tokio::fs::rename(&log, &kept).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, "keeping the attempt's log failed");
+    }
+}
+
+/// The scheduler's [`Progress`] for one task: placements go to the database, and the task
+/// moves from starting to running when its builder runs.
+struct TaskProgress<'a> {
+    scheduler: &'a Scheduler,
+    build: BuildId,
+    /// `None` for the SRPM task.
+    chroot: Option<&'a str>,
+}
+
+#[async_trait::async_trait]
+impl Progress for TaskProgress<'_> {
+    async fn placed(&self, placement: Option<&str>) -> anyhow::Result<()> {
+        match self.chroot {
+            None => {
+                self.scheduler
+                    .db
+                    .place_source(self.build, placement)
+                    .await?
+            }
+            Some(chroot) => {
+                self.scheduler
+                    .db
+                    .place_chroot(self.build, chroot, placement)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn running(&self) -> anyhow::Result<()> {
+        let s = self.scheduler;
+        match self.chroot {
+            None => {
+                let build = s.db.build(self.build).await?.context("build vanished")?;
+                if build.source_state == State::Starting {
+                    s.source(self.build, State::Starting, Event::Run).await?;
+                }
+            }
+            Some(chroot) => {
+                let now =
+                    s.db.build_chroots(self.build)
+                        .await?
+                        .into_iter()
+                        .find(|c| c.chroot == chroot)
+                        .context("chroot vanished")?;
+                if now.state == State::Starting {
+                    s.chroot(&now, State::Starting, Event::Run).await?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

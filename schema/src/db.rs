@@ -5,6 +5,9 @@
 //! `Any` driver; both accept `$N` placeholders. State changes take a [`Transition`] and are
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
+mod queue;
+pub use queue::QueuedTask;
+
 use crate::model::{BuildId, BuildSource, ForgeOrigin, ProjectRef};
 use crate::state::{Event, Part, State, Transition};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -64,6 +67,8 @@ pub struct BuildRequest {
     pub cancel_superseded: bool,
     /// A success gets the pull request's comment with the `dnf copr enable` line.
     pub success_comment: bool,
+    /// Waits behind every normal build (mass rebuilds).
+    pub background: bool,
 }
 
 /// A build with its project and CoprDir.
@@ -90,6 +95,10 @@ pub struct Build {
     /// A success gets the pull request's comment, and whether that is still to be done.
     pub success_comment: bool,
     pub success_comment_done: bool,
+    /// Waits behind every normal build (mass rebuilds).
+    pub background: bool,
+    /// Where the SRPM task runs, while it does; see [`Db::place_source`].
+    pub source_placement: Option<String>,
 }
 
 /// One chroot of a build.
@@ -101,6 +110,8 @@ pub struct BuildChroot {
     pub git_hash: Option<String>,
     pub started_on: Option<i64>,
     pub ended_on: Option<i64>,
+    /// Where the RPM task runs, while it does; see [`Db::place_chroot`].
+    pub placement: Option<String>,
 }
 
 /// The result of a DistGit import, for one chroot.
@@ -120,7 +131,7 @@ fn now() -> i64 {
 const BUILD_COLUMNS: &str = "b.id, p.owner, p.name, d.name, b.submitter, b.source_json, \
      b.source_state, b.cancel_requested, b.pkg_name, b.pkg_version, b.fail_reason, b.submitted_on, \
      b.started_on, b.ended_on, b.forge, b.forge_repo, b.commit_sha, b.reported_status, b.revision, b.pull_request, \
-     b.success_comment, b.success_comment_done";
+     b.success_comment, b.success_comment_done, b.background, b.source_placement";
 const BUILD_FROM: &str = "builds b JOIN copr_dirs d ON d.id = b.copr_dir_id \
      JOIN projects p ON p.id = d.project_id";
 
@@ -167,6 +178,8 @@ fn build_from_row(row: &AnyRow) -> DbResult<Build> {
         revision: row.try_get(18)?,
         success_comment: row.try_get::<i64, _>(20)? != 0,
         success_comment_done: row.try_get::<i64, _>(21)? != 0,
+        background: row.try_get::<i64, _>(22)? != 0,
+        source_placement: row.try_get(23)?,
     })
 }
 
@@ -189,6 +202,7 @@ fn chroot_from_row(row: &AnyRow) -> DbResult<BuildChroot> {
         git_hash: row.try_get(3)?,
         started_on: row.try_get(4)?,
         ended_on: row.try_get(5)?,
+        placement: row.try_get(6)?,
     })
 }
 
@@ -237,7 +251,7 @@ async fn move_waiting_chroots(
     Ok(())
 }
 
-const CHROOT_COLUMNS: &str = "build_id, chroot, state, git_hash, started_on, ended_on";
+const CHROOT_COLUMNS: &str = "build_id, chroot, state, git_hash, started_on, ended_on, placement";
 
 /// The migrations for a backend; `sqlite` picks SQLite's dialect.
 pub fn migrator(sqlite: bool) -> sqlx::migrate::Migrator {
@@ -475,8 +489,8 @@ impl Db {
         let origin = request.origin.as_ref();
         let id: i64 = sqlx::query(
             "INSERT INTO builds (copr_dir_id, submitter, source_json, source_state, submitted_on, \
-             trigger_key, forge, forge_repo, commit_sha, pull_request, success_comment) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             trigger_key, forge, forge_repo, commit_sha, pull_request, success_comment, background) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
         )
         .bind(dir_id)
         .bind(&request.submitter)
@@ -493,6 +507,7 @@ impl Db {
                 .and_then(|n| i64::try_from(n).ok()),
         )
         .bind(i64::from(request.success_comment))
+        .bind(i64::from(request.background))
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
@@ -794,32 +809,6 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(build_from_row).collect()
-    }
-
-    /// The oldest build whose SRPM task waits for a builder.
-    pub async fn next_pending_source(&self) -> DbResult<Option<Build>> {
-        let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.source_state = $1 AND b.cancel_requested = 0 \
-             ORDER BY b.id LIMIT 1"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(State::Pending.name())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(build_from_row).transpose()
-    }
-
-    /// The oldest build-chroot whose RPM task waits for a builder.
-    pub async fn next_pending_chroot(&self) -> DbResult<Option<BuildChroot>> {
-        let row = sqlx::query(
-            "SELECT c.build_id, c.chroot, c.state, c.git_hash, c.started_on, c.ended_on \
-             FROM build_chroots c JOIN builds b ON b.id = c.build_id \
-             WHERE c.state = $1 AND b.cancel_requested = 0 ORDER BY c.build_id, c.chroot LIMIT 1",
-        )
-        .bind(State::Pending.name())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(chroot_from_row).transpose()
     }
 
     /// Builds whose source part is in `state`; used to recover after a restart.

@@ -77,6 +77,10 @@ async fn migrations_keep_old_rows(url: &str, sqlite: bool) {
         .expect("read")
         .expect("the old build");
     assert_eq!(build.source_state, State::Pending);
+    assert!(!build.background, "old builds are normal ones");
+    assert_eq!(build.source_placement, None);
+    let heads = db.queue_heads().await.expect("the old build is queued");
+    assert_eq!(heads.len(), 1);
     assert_eq!(
         db.count_source_host_failure(build.id).await.expect("count"),
         1
@@ -123,6 +127,7 @@ fn request(trigger: &str) -> BuildRequest {
         origin: None,
         cancel_superseded: true,
         success_comment: false,
+        background: false,
     }
 }
 
@@ -146,12 +151,11 @@ async fn facade_script(db: Db) {
         None
     );
 
-    let build = db
-        .next_pending_source()
-        .await
-        .expect("query")
-        .expect("a pending build");
-    assert_eq!((build.id, build.source_state), (id, State::Pending));
+    let heads = db.queue_heads().await.expect("query");
+    assert_eq!(heads.len(), 1, "one pending task: {heads:?}");
+    assert_eq!((heads[0].build_id, heads[0].state), (id, State::Pending));
+    assert!(heads[0].is_srpm());
+    assert_eq!(heads[0].sandbox(), "alice/hello--alice");
     let start = State::Pending
         .next(Part::Source, Event::Start)
         .expect("legal");
@@ -160,7 +164,14 @@ async fn facade_script(db: Db) {
         !db.move_source(id, start).await.expect("move"),
         "a stale compare-and-set changes nothing"
     );
-    assert!(db.next_pending_source().await.expect("query").is_none());
+    assert!(db.queue_heads().await.expect("query").is_empty());
+    let active = db.active_tasks().await.expect("query");
+    assert_eq!((active.len(), active[0].state), (1, State::Starting));
+    db.place_source(id, Some(r#"{"host":"h"}"#))
+        .await
+        .expect("place");
+    let placed = db.build(id).await.expect("query").expect("build");
+    assert_eq!(placed.source_placement.as_deref(), Some(r#"{"host":"h"}"#));
 
     for (from, event) in [
         (State::Starting, Event::Run),
@@ -196,12 +207,9 @@ async fn facade_script(db: Db) {
             ("fedora-41-x86_64", State::Pending)
         ]
     );
-    let next = db
-        .next_pending_chroot()
-        .await
-        .expect("query")
-        .expect("a pending chroot");
-    assert_eq!(next.git_hash.as_deref(), Some("c0ffee"));
+    let heads = db.queue_heads().await.expect("query");
+    assert_eq!(heads.len(), 1, "one pending task: {heads:?}");
+    assert_eq!(heads[0].chroot, "fedora-41-x86_64");
 
     let build = db.build(id).await.expect("query").expect("build");
     assert_eq!(build.pkg_name.as_deref(), Some("hello"));

@@ -115,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         pr_dir_retention: Duration::from_secs(30 * 24 * 3600),
         builder_program: "/bin/false".into(),
         local_builders: 0,
+        scheduler_config: None,
         signer_domain: "example.org".to_owned(),
         chroots: vec!["fedora-41-x86_64".to_owned()],
     };

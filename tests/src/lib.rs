@@ -6,14 +6,16 @@
 //! commit status it expects, and check the result with the tools a user has (`dnf`, `rpm`, `gpg`).
 //! Every wait fails fast, with what was seen so far, if ferrocopr's `run` ended early.
 
-mod builder_bin;
+pub mod builder_bin;
 pub mod cmd;
 pub mod fake_forge;
 mod fake_gitlab;
+pub mod fake_resalloc;
 pub mod http;
 mod postgres;
 pub mod process;
 pub mod repo;
+pub mod sshd;
 pub mod tools;
 pub mod webhook;
 
@@ -116,6 +118,7 @@ impl TestEnv {
             pr_dir_retention: Duration::from_secs(30 * 24 * 3600),
             builder_program,
             local_builders: 2,
+            scheduler_config: None,
             signer_domain: "example.org".to_owned(),
             chroots: ferrocopr_schema::model::DEFAULT_CHROOTS
                 .iter()

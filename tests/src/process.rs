@@ -18,6 +18,17 @@ impl ServeProcess {
     /// Starts `ferrocopr serve` on `127.0.0.1:port` with `data_dir`, talking to `forge` as
     /// GitHub, and waits until it answers.
     pub async fn start(data_dir: &Path, port: u16, forge: &FakeForge) -> ServeProcess {
+        ServeProcess::start_with_env(data_dir, port, forge, &[]).await
+    }
+
+    /// [`ServeProcess::start`] with more environment variables (options), which win over the
+    /// defaults.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        port: u16,
+        forge: &FakeForge,
+        env: &[(&str, String)],
+    ) -> ServeProcess {
         let binary = tokio::task::spawn_blocking(crate::builder_bin::ferrocopr_binary)
             .await
             .expect("build the ferrocopr binary");
@@ -38,6 +49,7 @@ impl ServeProcess {
             .env("FERROCOPR_DOMAIN", "example.org")
             .env("FERROCOPR_CHROOTS", "fedora-41-x86_64")
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
