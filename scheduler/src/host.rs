@@ -76,6 +76,15 @@ pub trait BuilderHost: Send + Sync {
     /// How many tasks of `arch` these builders run at once; `None` when they do not know (an
     /// external allocator): the scheduler's limits decide then.
     fn slots(&self, arch: &str) -> Option<usize>;
+
+    /// Called once at start, before any task runs, with the placements of the tasks the previous
+    /// process left starting or running: builders take back what those tasks hold before they
+    /// give anything to new tasks.
+    async fn recover(&self, placements: &[String]) {
+        for placement in placements {
+            end_leftover(placement).await;
+        }
+    }
 }
 
 /// Runs tasks as local processes of the builder program.
@@ -116,16 +125,6 @@ impl BuilderHost for LocalBuilders {
         assignment: &Assignment<'_>,
     ) -> Result<BuilderOutcome, HostError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| HostError(format!("{what}: {e}"));
-        // A local builder left by a killed process writes into the same result directory: end
-        // it before this attempt starts (local tasks are run again, not re-attached).
-        if let Some(pid) = assignment
-            .placed
-            .as_deref()
-            .and_then(|p| p.strip_prefix(LOCAL_PLACEMENT))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        {
-            kill_group(Some(pid)).await;
-        }
         tokio::fs::create_dir_all(&self.work_dir)
             .await
             .map_err(|e| fail("work dir", &e))?;
@@ -181,12 +180,32 @@ impl BuilderHost for LocalBuilders {
             }
         };
         let _ = tokio::fs::remove_file(&task_file).await;
-        let _ = assignment.progress.placed(None).await;
         if status.success() && result_dir.join(SUCCESS_FILE).exists() {
             Ok(BuilderOutcome::Succeeded)
         } else {
             Ok(BuilderOutcome::Failed)
         }
+    }
+}
+
+/// Ends a local builder that a killed process left behind (placement `local:<pid>`): it would
+/// write into the result directory of the task that now runs again. Only a process that is
+/// still a `ferrocopr builder` is touched (the pid may belong to something else by now).
+pub async fn end_leftover(placement: &str) {
+    let Some(pid) = placement
+        .strip_prefix(LOCAL_PLACEMENT)
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .filter(|pid| *pid > 1)
+    else {
+        return;
+    };
+    let cmdline = tokio::fs::read(format!("/proc/{pid}/cmdline"))
+        .await
+        .unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    if args.get(1).is_some_and(|a| *a == b"builder") {
+        tracing::info!(pid, "ending a builder left by the previous process");
+        kill_group(Some(pid)).await;
     }
 }
 

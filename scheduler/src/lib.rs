@@ -185,6 +185,14 @@ impl Scheduler {
                 .as_deref()
                 .is_some_and(|p| !p.starts_with(host::LOCAL_PLACEMENT))
         };
+        let mut placements = Vec::new();
+        for state in [State::Starting, State::Running] {
+            let sources = self.db.builds_with_source_state(state).await?;
+            placements.extend(sources.into_iter().filter_map(|b| b.source_placement));
+            let chroots = self.db.chroots_in_state(state).await?;
+            placements.extend(chroots.into_iter().filter_map(|c| c.placement));
+        }
+        self.builders.recover(&placements).await;
         for state in [State::Starting, State::Running] {
             for build in self.db.builds_with_source_state(state).await? {
                 if reattachable(&build.source_placement) {

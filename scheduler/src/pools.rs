@@ -107,10 +107,6 @@ impl PoolConfig {
                 .any(|t| t.name() == wanted)
         })
     }
-
-    fn has_tag(&self, tag: &str) -> bool {
-        self.tags.iter().any(|t| t.name() == tag)
-    }
 }
 
 /// Reads a `pools.yaml`: a mapping from pool name to its settings.
@@ -178,6 +174,9 @@ pub struct Pools {
     pools: BTreeMap<String, PoolConfig>,
     inner: Mutex<Inner>,
     wake: Notify,
+    /// Rung by [`Pools::open`]: nothing is made or handed out before, so the machines of
+    /// re-attached tasks are taken back before new tasks could be given their slots.
+    opened: Notify,
 }
 
 /// A script to run, decided under the lock and run outside it.
@@ -190,12 +189,14 @@ enum Job {
 }
 
 impl Pools {
-    /// Starts managing `pools` until `shutdown`; on shutdown every resource is deleted.
+    /// Manages `pools` until `shutdown`, from the moment [`Pools::open`] is called; on
+    /// shutdown idle resources are deleted (busy ones stay for their tasks to be re-attached).
     pub fn start(pools: BTreeMap<String, PoolConfig>, shutdown: CancellationToken) -> Arc<Pools> {
         let this = Arc::new(Pools {
             pools,
             inner: Mutex::default(),
             wake: Notify::new(),
+            opened: Notify::new(),
         });
         tokio::spawn({
             let this = Arc::clone(&this);
@@ -204,12 +205,18 @@ impl Pools {
         this
     }
 
+    /// Starts making and handing out resources; call it once the resources of re-attached
+    /// tasks were taken back ([`Pools::reclaim`]).
+    pub fn open(&self) {
+        self.opened.notify_one();
+    }
+
     /// How many resources the pools able to serve `tags` may have in all: the builder slots
     /// of those tags.
     pub fn capacity(&self, tags: &[String]) -> usize {
         self.pools
             .values()
-            .filter(|p| tags.iter().all(|t| p.has_tag(t)))
+            .filter(|p| p.fits(tags))
             .map(|p| p.max)
             .sum()
     }
@@ -247,7 +254,10 @@ impl Pools {
             let Some(t) = inner.tickets.remove(&ticket) else {
                 return;
             };
-            let Some(id) = t.machine else { return };
+            let Some(id) = t.machine else {
+                inner.unpromise(ticket);
+                return;
+            };
             let Some(m) = inner.machines.get_mut(&id) else {
                 return;
             };
@@ -279,6 +289,10 @@ impl Pools {
     }
 
     async fn manage(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::select! {
+            () = self.opened.notified() => {}
+            () = shutdown.cancelled() => return,
+        }
         loop {
             let jobs = self.plan();
             for job in jobs {
@@ -291,7 +305,13 @@ impl Pools {
                 () = shutdown.cancelled() => break,
             }
         }
-        let ids: Vec<u64> = self.lock().machines.keys().copied().collect();
+        let ids: Vec<u64> = self
+            .lock()
+            .machines
+            .iter()
+            .filter(|(_, m)| m.ticket.is_none() && m.phase == Phase::Up)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             if let Some(m) = self.lock().machines.get_mut(&id) {
                 m.phase = Phase::Deleting;
@@ -537,6 +557,15 @@ impl Pools {
 }
 
 impl Inner {
+    /// A resource being made for `ticket` serves the next ticket instead.
+    fn unpromise(&mut self, ticket: TicketId) {
+        for m in self.machines.values_mut() {
+            if m.promised == Some(ticket) {
+                m.promised = None;
+            }
+        }
+    }
+
     fn count(&self, pool: &str, f: impl Fn(&Machine) -> bool) -> usize {
         self.machines
             .values()
@@ -667,12 +696,7 @@ impl Allocator for Pools {
                 return Ok(());
             };
             let Some(id) = t.machine else {
-                // Unpromise a resource being made for it: it serves the next ticket instead.
-                for m in inner.machines.values_mut() {
-                    if m.promised == Some(ticket) {
-                        m.promised = None;
-                    }
-                }
+                inner.unpromise(ticket);
                 return Ok(());
             };
             let Some(m) = inner.machines.get_mut(&id) else {

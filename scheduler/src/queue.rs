@@ -189,7 +189,8 @@ impl Holdings {
 
 /// The tasks to start now, in order: as many of `heads` as the limits and the builders' slots
 /// (`slots(arch)`, `None` when the builders do not say) allow, fairest first: the owner holding
-/// the fewest builders, then the one served longest ago, then the same between that owner's
+/// the fewest builders of the task's architecture, then the fewest in all, then the one served
+/// longest ago, then the same between that owner's
 /// sandboxes, then SRPM tasks before RPM tasks, then the oldest. `heads` holds at most one task
 /// per partition, so a partition's second task waits for the next round (the scheduler asks
 /// again as soon as it claimed these).
@@ -211,8 +212,10 @@ pub fn pick(
             .filter(|(_, t)| holdings.allows(t, limits, routing, slots))
             .min_by_key(|(_, t)| {
                 let sandbox = t.sandbox();
+                let arch_owner = (routing.arch_of(t), t.owner.clone());
                 (
                     t.background,
+                    holdings.arch_owner.get(&arch_owner).copied().unwrap_or(0),
                     holdings.owner.get(&t.owner).copied().unwrap_or(0),
                     fairness.owner.get(&t.owner).copied().unwrap_or(0),
                     holdings.sandbox.get(&sandbox).copied().unwrap_or(0),
@@ -278,6 +281,35 @@ mod tests {
             &mut Fairness::default(),
         );
         assert_eq!(got.len(), 1);
+        assert_eq!(got[0].owner, "b");
+    }
+
+    #[test]
+    fn holdings_count_per_architecture_first() {
+        // b holds three aarch64 builders, a holds one x86_64 builder: the free x86_64 slot
+        // goes to b, who holds none of that architecture.
+        let active = [
+            task(1, "b", "fedora-41-aarch64"),
+            task(2, "b", "fedora-41-aarch64"),
+            task(3, "b", "fedora-41-aarch64"),
+            task(4, "a", "fedora-41-x86_64"),
+        ];
+        let heads = [
+            task(5, "a", "fedora-41-x86_64"),
+            task(6, "b", "fedora-41-x86_64"),
+        ];
+        let limits = Limits {
+            total: Some(5),
+            ..Limits::default()
+        };
+        let got = pick(
+            &heads,
+            &active,
+            &limits,
+            &x86(),
+            &any,
+            &mut Fairness::default(),
+        );
         assert_eq!(got[0].owner, "b");
     }
 

@@ -13,6 +13,7 @@ use crate::ssh::{RemoteTask, SshBuilder, SshConfig, fail_safe_limit};
 use async_trait::async_trait;
 use ferrocopr_schema::task::BuilderTask;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub struct Placed {
     pub slot: Option<(String, usize, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteTask>,
+    /// The ticket's sandbox, for taking its machine back.
+    #[serde(default)]
+    pub sandbox: String,
 }
 
 /// Builder machines from an allocator, driven over SSH.
@@ -42,6 +46,9 @@ pub struct RemoteBuilders {
     ssh: Arc<SshConfig>,
     /// Per-architecture slots when the allocator cannot say (an external resalloc server).
     slots: std::collections::BTreeMap<String, usize>,
+    /// Tickets that [`BuilderHost::recover`] made for the machines of re-attached tasks, by
+    /// the task's remote work directory.
+    reclaimed: std::sync::Mutex<HashMap<String, TicketId>>,
 }
 
 impl RemoteBuilders {
@@ -52,6 +59,7 @@ impl RemoteBuilders {
             pools: Some(pools),
             ssh: Arc::new(ssh),
             slots: Default::default(),
+            reclaimed: Default::default(),
         }
     }
 
@@ -67,6 +75,7 @@ impl RemoteBuilders {
             pools: None,
             ssh: Arc::new(ssh),
             slots,
+            reclaimed: Default::default(),
         }
     }
 
@@ -128,6 +137,7 @@ impl RemoteBuilders {
             ticket,
             slot: None,
             remote: None,
+            sandbox: assignment.sandbox.clone(),
         };
         let outcome = async {
             record(&placed)
@@ -193,19 +203,25 @@ impl RemoteBuilders {
         cancel: &CancellationToken,
         assignment: &Assignment<'_>,
     ) -> Result<BuilderOutcome, HostError> {
-        let ticket = match (&self.pools, &placed.slot) {
-            (Some(pools), Some((pool, index, output))) => {
-                pools.reclaim(pool, *index, output, &assignment.sandbox)
-            }
-            _ => placed.ticket,
+        // With this process's pools, the ticket is the one `recover` made when it took the
+        // machine back; the old process's ticket number means nothing to them.
+        let ticket = match &self.pools {
+            Some(_) => self.lock_reclaimed().remove(&remote.dir),
+            None => Some(placed.ticket),
         };
         tracing::info!(host = %remote.host, pid = remote.pid, "re-attached to a running builder");
         let builder = SshBuilder::new(Arc::clone(&self.ssh), &resource_of(&remote));
         let outcome = self
             .follow(&builder, &remote, task, result_dir, cancel, assignment)
             .await;
-        self.release(ticket, outcome.is_err()).await;
+        if let Some(ticket) = ticket {
+            self.release(ticket, outcome.is_err()).await;
+        }
         outcome
+    }
+
+    fn lock_reclaimed(&self) -> std::sync::MutexGuard<'_, HashMap<String, TicketId>> {
+        self.reclaimed.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -234,7 +250,7 @@ impl BuilderHost for RemoteBuilders {
             .placed
             .as_deref()
             .and_then(|p| serde_json::from_str::<Placed>(p).ok());
-        let outcome = match previous {
+        match previous {
             Some(mut placed) if placed.remote.is_some() => {
                 let remote = placed.remote.take().expect("checked");
                 self.reattach(placed, remote, task, result_dir, cancel, assignment)
@@ -248,11 +264,21 @@ impl BuilderHost for RemoteBuilders {
                 self.run_fresh(task, result_dir, cancel, assignment).await
             }
             None => self.run_fresh(task, result_dir, cancel, assignment).await,
-        };
-        if outcome.is_ok() {
-            let _ = assignment.progress.placed(None).await;
         }
-        outcome
+    }
+
+    async fn recover(&self, placements: &[String]) {
+        let Some(pools) = &self.pools else { return };
+        for placed in placements
+            .iter()
+            .filter_map(|p| serde_json::from_str::<Placed>(p).ok())
+        {
+            if let (Some(remote), Some((pool, index, output))) = (placed.remote, placed.slot) {
+                let ticket = pools.reclaim(&pool, index, &output, &placed.sandbox);
+                self.lock_reclaimed().insert(remote.dir, ticket);
+            }
+        }
+        pools.open();
     }
 
     fn slots(&self, arch: &str) -> Option<usize> {

@@ -65,6 +65,7 @@ async fn tickets_get_fitting_machines_reused_only_within_their_sandbox() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stop = CancellationToken::new();
     let pools: Arc<Pools> = Pools::start(pools(dir.path(), ""), stop.clone());
+    pools.open();
     assert_eq!(pools.capacity(&tags("x86_64")), 2);
     assert_eq!(pools.capacity(&tags("aarch64")), 1);
     assert!(pools.take(&tags("s390x"), "a/p--a").await.is_err());
@@ -130,6 +131,7 @@ async fn a_dead_machine_fails_its_ticket_and_a_discarded_slot_comes_last() {
     );
     let stop = CancellationToken::new();
     let pools = Pools::start(pools(dir.path(), &extra), stop.clone());
+    pools.open();
     let t1 = pools.take(&tags("x86_64"), "a/p--a").await.expect("take");
     assert_eq!(ready(&pools, t1).await.host, "127.0.0.1");
     std::fs::remove_file(&alive).expect("remove");

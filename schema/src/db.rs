@@ -839,6 +839,7 @@ impl Db {
     pub async fn move_source(&self, id: BuildId, t: Transition) -> DbResult<bool> {
         let done = sqlx::query(
             "UPDATE builds SET source_state = $1, revision = revision + 1, \
+             source_placement = CASE WHEN $1 IN ('starting', 'running') THEN source_placement ELSE NULL END, \
              started_on = CASE WHEN $1 = 'starting' AND started_on IS NULL THEN $2 ELSE started_on END, \
              ended_on = CASE WHEN $5 = 1 THEN $2 ELSE ended_on END \
              WHERE id = $3 AND source_state = $4",
@@ -859,7 +860,7 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE builds SET source_state = $1, fail_reason = $2, ended_on = $3, \
-             revision = revision + 1 \
+             revision = revision + 1, source_placement = NULL \
              WHERE id = $4 AND source_state = $5",
         )
         .bind(t.to().name())
@@ -956,6 +957,7 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE build_chroots SET state = $1, \
+             placement = CASE WHEN $1 IN ('starting', 'running') THEN placement ELSE NULL END, \
              started_on = CASE WHEN $1 = 'starting' THEN $2 ELSE started_on END, \
              ended_on = CASE WHEN $5 = 1 THEN $2 ELSE ended_on END \
              WHERE build_id = $3 AND chroot = $6 AND state = $4",

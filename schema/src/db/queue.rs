@@ -113,7 +113,10 @@ impl Db {
     }
 
     /// Records where the SRPM task runs (`None` clears it); the scheduler writes it before it
-    /// waits on the builder, so a restart finds the task instead of starting it twice.
+    /// waits on the builder, so a restart finds the task instead of starting it twice. The
+    /// transition that ends the task's hold on its builder (finished, requeued, importing)
+    /// clears it in the same statement, so a placement never outlives its task nor vanishes
+    /// before the task's outcome is recorded.
     pub async fn place_source(&self, id: BuildId, placement: Option<&str>) -> DbResult<()> {
         sqlx::query("UPDATE builds SET source_placement = $1 WHERE id = $2")
             .bind(placement)
