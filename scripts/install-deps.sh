@@ -5,11 +5,12 @@
 #   dnf, dnf-plugins-core:     `dnf copr enable` and installs in the end-to-end tests
 #   gnupg:                     reading key ids in tests
 #   libssl-dev, pkg-config, libclang-dev: the OpenSSL crypto backend of sequoia (bindgen)
+#   make:                      the make_srpm SRPM method (make -f .copr/Makefile srpm)
 #   git:                       `git archive` for Source0 tarballs
 #   openssh-server, openssh-client: a real sshd and ssh-keygen for the SSH builder host tests
 set -euo pipefail
 
-packages=(rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client)
+packages=(make rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

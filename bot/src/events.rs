@@ -13,7 +13,7 @@ pub(crate) mod gitlab;
 use crate::commands::{self, Command};
 use crate::forge::{self, CommitState, ForgeUser, GITHUB, GITLAB, RepoRef};
 use crate::{BotState, texts};
-use ferrocopr_schema::copr_yaml::{self, FILE_NAME, ResolvedJob, SrpmMethod, Trigger};
+use ferrocopr_schema::copr_yaml::{self, FILE_NAME, ResolvedJob, Trigger};
 use ferrocopr_schema::db::{BuildRequest, Delivery};
 use ferrocopr_schema::{BuildSource, ForgeOrigin, State};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -282,11 +282,6 @@ async fn jobs_of(
             &state.chroots,
         )
     });
-    if let Ok(jobs) = &jobs
-        && let Some(job) = jobs.iter().find(|j| j.srpm != SrpmMethod::Spec)
-    {
-        return refuse(texts::srpm_method_unavailable(&format!("{:?}", job.srpm))).await;
-    }
     match jobs {
         Ok(jobs) if jobs.is_empty() => Ok(Err(Outcome::Ignored(format!(
             "no job of {FILE_NAME} runs on {} {}",

@@ -28,13 +28,6 @@ pub const SKIPPED: &str =
     "Skipped: the spec's ExclusiveArch or ExcludeArch rules the architecture out.";
 pub const CANCELED: &str = "The build was canceled.";
 
-/// Why a job whose SRPM method the builders cannot run yet builds nothing.
-pub fn srpm_method_unavailable(method: &str) -> String {
-    format!(
-        "Not built: this instance makes SRPMs only with `srpm: {{method: spec}}`, not {method}."
-    )
-}
-
 /// Why a pull request from a fork builds nothing.
 pub fn fork_not_allowed(fork: &str, repo: &str) -> String {
     format!(

@@ -1,8 +1,11 @@
 //! The SRPM task (seed step 5): from a packager's git repository to a `.src.rpm`.
 //!
-//! This is the `rpkg` way of Copr's SCM method (REFERENCE §9): the spec lives in the
-//! repository and, when its `Source0` tarball is not committed next to it, the tarball is made
-//! from the checked-out commit with `git archive`. The SRPM then goes to DistGit (step 7).
+//! Copr's SCM method (REFERENCE §9) with its three ways to make the SRPM from the checkout:
+//! `spec` (the `rpkg` way: the spec lives in the repository and, when its `Source0` tarball is
+//! not committed next to it, the tarball is made from the checked-out commit with `git
+//! archive`), `make_srpm` (`make -f .copr/Makefile srpm outdir=… spec=…`) and `custom` (a
+//! script leaves a spec and its sources in `$COPR_RESULTDIR`). The SRPM then goes to DistGit
+//! (step 7).
 
 use anyhow::{Context as _, anyhow, bail};
 use ferrocopr_schema::copr_yaml::SrpmMethod;
@@ -28,37 +31,65 @@ pub(crate) fn build(
         spec,
         srpm,
     } = source;
-    if *srpm != SrpmMethod::Spec {
-        // make_srpm and custom scripts arrive with the builder's source methods.
-        bail!("this builder makes SRPMs only with `srpm: {{method: spec}}`, not {srpm:?}");
-    }
     let spec_rel = safe_relative_path(spec).map_err(|e| anyhow!("invalid spec path: {e}"))?;
     let checkout = work.join("checkout");
     let commit = git::clone_at(clone_url, committish, &checkout)?;
     let spec_path =
         resolve_inside(&checkout, &spec_rel).map_err(|e| anyhow!("cannot use the spec: {e}"))?;
-    if !spec_path.is_file() {
-        bail!("the spec {spec} is not a file");
+    match srpm {
+        SrpmMethod::Spec => {
+            if !spec_path.is_file() {
+                bail!("the spec {spec} is not a file");
+            }
+            let spec_dir = spec_path
+                .parent()
+                .context("the spec has no directory")?
+                .to_path_buf();
+            ensure_source0(&checkout, &spec_path, &spec_dir, commit)?;
+            build_srpm(&spec_path, &spec_dir, work, result_dir)?;
+        }
+        SrpmMethod::MakeSrpm => {
+            let makefile = checkout.join(MAKEFILE);
+            if !makefile.is_file() {
+                bail!("the repository has no {MAKEFILE}, which `srpm: {{method: make_srpm}}` runs");
+            }
+            println!("==> making the SRPM with {MAKEFILE}");
+            run_logged(
+                Command::new("make")
+                    .current_dir(&checkout)
+                    .arg("-f")
+                    .arg(&makefile)
+                    .arg("srpm")
+                    .arg(format!("outdir={}", result_dir.display()))
+                    .arg(format!("spec={}", spec_path.display())),
+            )
+            .context("`make -f .copr/Makefile srpm` failed: the SRPM was not made")?;
+        }
+        SrpmMethod::Custom { script } => {
+            let sources = work.join("custom-result");
+            std::fs::create_dir_all(&sources)
+                .context("cannot create the custom script's result directory")?;
+            println!("==> running the custom script");
+            run_logged(
+                Command::new("/bin/sh")
+                    .arg("-e")
+                    .arg("-c")
+                    .arg(script)
+                    .current_dir(&checkout)
+                    .env("COPR_RESULTDIR", &sources),
+            )
+            .context("the custom script failed: the SRPM was not made")?;
+            let name = spec_path.file_name().context("the spec has no file name")?;
+            let custom_spec = sources.join(name);
+            if !custom_spec.is_file() {
+                bail!(
+                    "the custom script left no {} in $COPR_RESULTDIR",
+                    Path::new(name).display()
+                );
+            }
+            build_srpm(&custom_spec, &sources, work, result_dir)?;
+        }
     }
-    let spec_dir = spec_path
-        .parent()
-        .context("the spec has no directory")?
-        .to_path_buf();
-
-    ensure_source0(&checkout, &spec_path, &spec_dir, commit)?;
-
-    println!("==> building the SRPM");
-    run_logged(
-        Command::new("rpmbuild")
-            // Dependencies are the RPM builds' business; this host's rpmdb may even be empty.
-            .args(["-bs", "--nodeps"])
-            .arg(&spec_path)
-            .args(topdir_defines(work)?)
-            .arg("--define")
-            .arg(define("_sourcedir", &spec_dir))
-            .arg("--define")
-            .arg(define("_srcrpmdir", result_dir)),
-    )?;
 
     let srpm = only_srpm_in(result_dir)?;
     let info = rpm::query(&srpm)?;
@@ -68,6 +99,25 @@ pub(crate) fn build(
     Ok(Results {
         packages: vec![info.nevra],
     })
+}
+
+/// The Makefile of the `make_srpm` method, in the repository.
+const MAKEFILE: &str = ".copr/Makefile";
+
+/// `rpmbuild -bs` of `spec` with its sources in `sources`, into `result_dir`.
+fn build_srpm(spec: &Path, sources: &Path, work: &Path, result_dir: &Path) -> anyhow::Result<()> {
+    println!("==> building the SRPM");
+    run_logged(
+        Command::new("rpmbuild")
+            // Dependencies are the RPM builds' business; this host's rpmdb may even be empty.
+            .args(["-bs", "--nodeps"])
+            .arg(spec)
+            .args(topdir_defines(work)?)
+            .arg("--define")
+            .arg(define("_sourcedir", sources))
+            .arg("--define")
+            .arg(define("_srcrpmdir", result_dir)),
+    )
 }
 
 /// Makes the `Source0` tarball from `commit` when the repository does not hold it.
