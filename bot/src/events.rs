@@ -474,6 +474,8 @@ async fn build_for(
             }),
             success_comment: job.success_comment && event.pull_request.is_some(),
             background: false,
+            enable_net: job.enable_net,
+            timeout: job.timeout,
             // A new push to a pull request supersedes its earlier builds (Packit's users ask
             // for this: rapid pushes should not queue duplicates).
             cancel_superseded: job.cancel_superseded && event.pull_request.is_some(),

@@ -10,13 +10,12 @@ use ferrocopr_schema::task::{BuilderTask, Results, TaskKind};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::command::run_logged;
 use crate::sources::{self, SOURCES_FILE, SourceEntry};
 use crate::srpm::{define, topdir_defines};
-use crate::{git, rpm};
+use crate::{git, rpm, sandbox};
 use ferrocopr_schema::model::{NameRule, is_valid_dirname, is_valid_name, is_valid_package_name};
 
 /// A lookaside server that does not even accept the connection in this time is down; a slow
@@ -72,7 +71,7 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
     let owner = &task.project_owner;
     let project = &task.project_name;
     run_logged(
-        Command::new("rpmbuild")
+        sandbox::offline_unless(task.enable_net, "rpmbuild")
             // mock would install the BuildRequires; here the host must have them.
             .args(["-ba", "--nodeps"])
             .arg(&spec)

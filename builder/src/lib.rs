@@ -22,6 +22,7 @@ mod command;
 mod git;
 pub mod paths;
 pub mod rpm;
+mod sandbox;
 pub mod sources;
 mod srpm;
 

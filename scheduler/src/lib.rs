@@ -342,8 +342,8 @@ impl Scheduler {
             project_owner: build.project.owner.clone(),
             project_name: build.project.project.clone(),
             project_dirname: build.dirname.clone(),
-            timeout: DEFAULT_TIMEOUT_SECS,
-            enable_net: false,
+            timeout: build.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
+            enable_net: build.enable_net,
             kind,
         }
     }

@@ -108,6 +108,8 @@ fn request(owner: &str, n: usize) -> BuildRequest {
         cancel_superseded: false,
         success_comment: false,
         background: false,
+        enable_net: false,
+        timeout: None,
     }
 }
 

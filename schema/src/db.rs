@@ -69,6 +69,10 @@ pub struct BuildRequest {
     pub success_comment: bool,
     /// Waits behind every normal build (mass rebuilds).
     pub background: bool,
+    /// The RPM builds may reach the network (`.copr.yaml`'s `enable_net`).
+    pub enable_net: bool,
+    /// Seconds a task may run; `None`: the instance's default.
+    pub timeout: Option<u64>,
 }
 
 /// A build with its project and CoprDir.
@@ -99,6 +103,10 @@ pub struct Build {
     pub background: bool,
     /// Where the SRPM task runs, while it does; see [`Db::place_source`].
     pub source_placement: Option<String>,
+    /// The RPM builds may reach the network.
+    pub enable_net: bool,
+    /// Seconds a task may run; `None`: the instance's default.
+    pub timeout: Option<u64>,
 }
 
 /// One chroot of a build.
@@ -131,7 +139,7 @@ fn now() -> i64 {
 const BUILD_COLUMNS: &str = "b.id, p.owner, p.name, d.name, b.submitter, b.source_json, \
      b.source_state, b.cancel_requested, b.pkg_name, b.pkg_version, b.fail_reason, b.submitted_on, \
      b.started_on, b.ended_on, b.forge, b.forge_repo, b.commit_sha, b.reported_status, b.revision, b.pull_request, \
-     b.success_comment, b.success_comment_done, b.background, b.source_placement";
+     b.success_comment, b.success_comment_done, b.background, b.source_placement, b.enable_net, b.timeout";
 const BUILD_FROM: &str = "builds b JOIN copr_dirs d ON d.id = b.copr_dir_id \
      JOIN projects p ON p.id = d.project_id";
 
@@ -180,6 +188,10 @@ fn build_from_row(row: &AnyRow) -> DbResult<Build> {
         success_comment_done: row.try_get::<i64, _>(21)? != 0,
         background: row.try_get::<i64, _>(22)? != 0,
         source_placement: row.try_get(23)?,
+        enable_net: row.try_get::<i64, _>(24)? != 0,
+        timeout: row
+            .try_get::<Option<i64>, _>(25)?
+            .and_then(|t| u64::try_from(t).ok()),
     })
 }
 
@@ -489,8 +501,9 @@ impl Db {
         let origin = request.origin.as_ref();
         let id: i64 = sqlx::query(
             "INSERT INTO builds (copr_dir_id, submitter, source_json, source_state, submitted_on, \
-             trigger_key, forge, forge_repo, commit_sha, pull_request, success_comment, background) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             trigger_key, forge, forge_repo, commit_sha, pull_request, success_comment, background, \
+             enable_net, timeout) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(dir_id)
         .bind(&request.submitter)
@@ -508,6 +521,8 @@ impl Db {
         )
         .bind(i64::from(request.success_comment))
         .bind(i64::from(request.background))
+        .bind(i64::from(request.enable_net))
+        .bind(request.timeout.and_then(|t| i64::try_from(t).ok()))
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;

@@ -78,6 +78,11 @@ async fn migrations_keep_old_rows(url: &str, sqlite: bool) {
         .expect("the old build");
     assert_eq!(build.source_state, State::Pending);
     assert!(!build.background, "old builds are normal ones");
+    assert!(!build.enable_net, "old builds stay offline");
+    assert_eq!(
+        build.timeout, None,
+        "old builds keep the instance's timeout"
+    );
     assert_eq!(build.source_placement, None);
     let heads = db.queue_heads().await.expect("the old build is queued");
     assert_eq!(heads.len(), 1);
@@ -128,6 +133,8 @@ fn request(trigger: &str) -> BuildRequest {
         cancel_superseded: true,
         success_comment: false,
         background: false,
+        enable_net: false,
+        timeout: None,
     }
 }
 
