@@ -77,6 +77,11 @@ pub trait BuilderHost: Send + Sync {
     /// external allocator): the scheduler's limits decide then.
     fn slots(&self, arch: &str) -> Option<usize>;
 
+    /// How many tasks these builders run at once over all architectures, when they say.
+    fn total_slots(&self) -> Option<usize> {
+        None
+    }
+
     /// Called once at start, before any task runs, with the placements of the tasks the previous
     /// process left starting or running: builders take back what those tasks hold before they
     /// give anything to new tasks.
@@ -109,12 +114,15 @@ impl LocalBuilders {
 
 #[async_trait]
 impl BuilderHost for LocalBuilders {
-    fn slots(&self, arch: &str) -> Option<usize> {
-        Some(if arch == crate::queue::native_arch() {
-            self.slots
-        } else {
-            0
-        })
+    /// The local pool builds every chroot with this machine's rpmbuild (noarch packages come
+    /// out the same; arch-specific ones are built for this machine), so its slots are shared by
+    /// all architectures.
+    fn slots(&self, _arch: &str) -> Option<usize> {
+        Some(self.slots)
+    }
+
+    fn total_slots(&self) -> Option<usize> {
+        Some(self.slots)
     }
 
     async fn run(

@@ -9,6 +9,7 @@
 //! queued again, and imports that were under way are run again (imports are idempotent).
 
 pub mod alloc;
+pub mod arches;
 pub mod config;
 pub mod host;
 pub mod pools;
@@ -237,20 +238,17 @@ impl Scheduler {
     async fn claim_ready(self: &Arc<Self>, fairness: &mut Fairness) -> anyhow::Result<()> {
         let builders = Arc::clone(&self.builders);
         let slots = move |arch: &str| builders.slots(arch);
+        let mut limits = self.limits.clone();
+        if let Some(total) = self.builders.total_slots() {
+            limits.total = Some(limits.total.map_or(total, |cap| cap.min(total)));
+        }
         loop {
             let heads = self.db.queue_heads().await?;
             if heads.is_empty() {
                 return Ok(());
             }
             let active = self.db.active_tasks().await?;
-            let chosen = queue::pick(
-                &heads,
-                &active,
-                &self.limits,
-                &self.routing,
-                &slots,
-                fairness,
-            );
+            let chosen = queue::pick(&heads, &active, &limits, &self.routing, &slots, fairness);
             let mut claimed = false;
             for task in chosen {
                 claimed |= self.claim(&task).await?;
@@ -520,7 +518,16 @@ impl Scheduler {
             .next()
             .context("the SRPM build left no .src.rpm")?;
         sign_rpm(self.signer.as_ref(), &build.project, &srpm).await?;
-        let chroots = self.db.build_chroots(build.id).await?;
+        // Chroots whose architecture the spec rules out are not imported, so finish_import
+        // marks them skipped.
+        let rules = arches::ArchRules::of_srpm(&srpm).await?;
+        let chroots: Vec<BuildChroot> = self
+            .db
+            .build_chroots(build.id)
+            .await?
+            .into_iter()
+            .filter(|c| Chroot::parse(&c.chroot).is_none_or(|p| rules.allows(&p.arch)))
+            .collect();
         let mut branches: Vec<String> = chroots
             .iter()
             .filter_map(|c| Chroot::parse(&c.chroot))
