@@ -217,6 +217,19 @@ fn read<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// A pushed ref as what it triggers: a branch (`refs/heads/…`) is a push, a tag
+/// (`refs/tags/…`) a tag build; anything else triggers nothing. GitHub and GitLab name refs
+/// alike.
+pub(crate) fn branch_or_tag(git_ref: &str) -> Result<(Trigger, String), String> {
+    if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+        Ok((Trigger::Push, branch.to_owned()))
+    } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+        Ok((Trigger::Tag, tag.to_owned()))
+    } else {
+        Err(format!("{git_ref} is neither a branch nor a tag"))
+    }
+}
+
 /// The repository a pull request comes from when it is not the base repository itself (a
 /// deleted head repository counts as a fork: nothing vouches for it).
 pub(crate) fn fork_of(head_repo: Option<&str>, base_repo: &str) -> Option<String> {

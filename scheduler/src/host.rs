@@ -14,7 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Extra time the fail-safe gives a task beyond its own timeout, so the builder's own
 /// timeout (and its log line saying so) normally fires first.
-pub(crate) const TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
+const TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
+
+/// How long the backend lets a task run before it stops the builder itself: the task's own
+/// timeout plus [`TIMEOUT_MARGIN`].
+pub fn fail_safe_limit(task: &BuilderTask) -> Duration {
+    Duration::from_secs(task.timeout) + TIMEOUT_MARGIN
+}
 
 /// How a task run by [`LocalBuilders`] is recorded: `local:<pid>`. Such a task is not
 /// re-attached after a restart but run again, and the builder left behind is ended first.
@@ -171,7 +177,7 @@ impl BuilderHost for LocalBuilders {
             kill_group(child.id()).await;
             return Err(fail("recording the task's start", &e));
         }
-        let limit = Duration::from_secs(task.timeout) + TIMEOUT_MARGIN;
+        let limit = fail_safe_limit(task);
         let status = tokio::select! {
             status = child.wait() => status.map_err(|e| fail("waiting for the builder", &e))?,
             () = tokio::time::sleep(limit) => {

@@ -25,7 +25,7 @@ use reasons::FailReason;
 use anyhow::Context;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
-use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot, QueuedTask};
+use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot, QueuedTask, sandbox};
 use ferrocopr_schema::task::{
     BuilderTask, LIVE_LOG, SIGNED_FILE, SRPM_CHROOT, SUCCESS_FILE, TaskKind,
 };
@@ -277,13 +277,7 @@ impl Scheduler {
             });
             return Ok(true);
         }
-        let Some(chroot) = self
-            .db
-            .build_chroots(id)
-            .await?
-            .into_iter()
-            .find(|c| c.chroot == task.chroot)
-        else {
+        let Some(chroot) = self.chroot_of(id, &task.chroot).await? else {
             return Ok(false);
         };
         let t = chroot.state.next(Part::Chroot, Event::Start)?;
@@ -478,19 +472,13 @@ impl Scheduler {
         placed: Option<String>,
         progress: &'a TaskProgress<'a>,
     ) -> Assignment<'a> {
-        let queued = QueuedTask {
-            build_id: build.id,
-            chroot: chroot.to_owned(),
-            owner: build.project.owner.clone(),
-            project: build.project.project.clone(),
-            submitter: build.submitter.clone(),
-            background: build.background,
-            state: State::Starting,
-            since: 0,
-        };
         Assignment {
-            tags: self.routing.tags_of(&queued),
-            sandbox: queued.sandbox(),
+            tags: self.routing.tags_of(chroot),
+            sandbox: sandbox(
+                &build.project.owner,
+                &build.project.project,
+                &build.submitter,
+            ),
             placed,
             progress,
         }
@@ -574,12 +562,17 @@ impl Scheduler {
     }
 
     async fn current_chroot(&self, c: &BuildChroot) -> anyhow::Result<Option<BuildChroot>> {
+        self.chroot_of(c.build_id, &c.chroot).await
+    }
+
+    /// One build-chroot as the database has it now.
+    async fn chroot_of(&self, id: BuildId, chroot: &str) -> anyhow::Result<Option<BuildChroot>> {
         Ok(self
             .db
-            .build_chroots(c.build_id)
+            .build_chroots(id)
             .await?
             .into_iter()
-            .find(|x| x.chroot == c.chroot))
+            .find(|x| x.chroot == chroot))
     }
 
     async fn try_run_rpm(
@@ -777,12 +770,10 @@ impl Progress for TaskProgress<'_> {
                 }
             }
             Some(chroot) => {
-                let now =
-                    s.db.build_chroots(self.build)
-                        .await?
-                        .into_iter()
-                        .find(|c| c.chroot == chroot)
-                        .context("chroot vanished")?;
+                let now = s
+                    .chroot_of(self.build, chroot)
+                    .await?
+                    .context("chroot vanished")?;
                 if now.state == State::Starting {
                     s.chroot(&now, State::Starting, Event::Run).await?;
                 }

@@ -17,6 +17,7 @@
 
 use ferrocopr_schema::Chroot;
 use ferrocopr_schema::db::QueuedTask;
+use ferrocopr_schema::task::SRPM_CHROOT;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -81,22 +82,22 @@ pub fn native_arch() -> String {
 }
 
 impl Routing {
-    /// The architecture a task runs on.
-    pub fn arch_of(&self, task: &QueuedTask) -> String {
-        if task.is_srpm() {
+    /// The architecture a task of `chroot` (`srpm-builds` for the SRPM task) runs on.
+    pub fn arch_of(&self, chroot: &str) -> String {
+        if chroot == SRPM_CHROOT {
             return self.srpm_arch.clone();
         }
-        Chroot::parse(&task.chroot).map_or_else(|| self.srpm_arch.clone(), |c| c.arch)
+        Chroot::parse(chroot).map_or_else(|| self.srpm_arch.clone(), |c| c.arch)
     }
 
-    /// The tags of the task's ticket: `copr_builder`, `arch_<arch>` and the chroot's own tags;
-    /// a builder fits when its tags include them all.
-    pub fn tags_of(&self, task: &QueuedTask) -> Vec<String> {
+    /// The tags of the ticket of a task of `chroot`: `copr_builder`, `arch_<arch>` and the
+    /// chroot's own tags; a builder fits when its tags include them all.
+    pub fn tags_of(&self, chroot: &str) -> Vec<String> {
         let mut tags = vec![
             BUILDER_TAG.to_owned(),
-            format!("arch_{}", self.arch_of(task)),
+            format!("arch_{}", self.arch_of(chroot)),
         ];
-        if let Some(extra) = self.chroot_tags.get(&task.chroot) {
+        if let Some(extra) = self.chroot_tags.get(chroot) {
             tags.extend(extra.iter().cloned());
         }
         tags
@@ -142,7 +143,7 @@ impl Holdings {
     }
 
     fn add(&mut self, task: &QueuedTask, routing: &Routing) {
-        let arch = routing.arch_of(task);
+        let arch = routing.arch_of(&task.chroot);
         self.total += 1;
         *self.owner.entry(task.owner.clone()).or_default() += 1;
         *self
@@ -151,7 +152,7 @@ impl Holdings {
             .or_default() += 1;
         *self.sandbox.entry(task.sandbox()).or_default() += 1;
         *self.arch.entry(arch).or_default() += 1;
-        for tag in routing.tags_of(task) {
+        for tag in routing.tags_of(&task.chroot) {
             *self.tag.entry(tag).or_default() += 1;
         }
     }
@@ -165,7 +166,7 @@ impl Holdings {
         slots: &dyn Fn(&str) -> Option<usize>,
     ) -> bool {
         let under = |cap: Option<usize>, held: usize| cap.is_none_or(|cap| held < cap);
-        let arch = routing.arch_of(task);
+        let arch = routing.arch_of(&task.chroot);
         let held = |map: &HashMap<String, usize>, key: &str| map.get(key).copied().unwrap_or(0);
         !limits.blocked_owners.contains(&task.owner)
             && under(limits.total, self.total)
@@ -181,7 +182,7 @@ impl Holdings {
             && under(limits.arch.get(&arch).copied(), held(&self.arch, &arch))
             && under(slots(&arch), held(&self.arch, &arch))
             && routing
-                .tags_of(task)
+                .tags_of(&task.chroot)
                 .iter()
                 .all(|tag| under(limits.tag.get(tag).copied(), held(&self.tag, tag)))
     }
@@ -212,7 +213,7 @@ pub fn pick(
             .filter(|(_, t)| holdings.allows(t, limits, routing, slots))
             .min_by_key(|(_, t)| {
                 let sandbox = t.sandbox();
-                let arch_owner = (routing.arch_of(t), t.owner.clone());
+                let arch_owner = (routing.arch_of(&t.chroot), t.owner.clone());
                 (
                     t.background,
                     holdings.arch_owner.get(&arch_owner).copied().unwrap_or(0),
@@ -414,11 +415,11 @@ mod tests {
             .chroot_tags
             .insert("fedora-41-aarch64".into(), vec!["big_disk".into()]);
         assert_eq!(
-            routing.tags_of(&task(1, "a", "fedora-41-aarch64")),
+            routing.tags_of("fedora-41-aarch64"),
             vec!["copr_builder", "arch_aarch64", "big_disk"]
         );
         assert_eq!(
-            routing.tags_of(&task(1, "a", "srpm-builds")),
+            routing.tags_of("srpm-builds"),
             vec!["copr_builder", "arch_x86_64"]
         );
     }

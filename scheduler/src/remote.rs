@@ -7,9 +7,9 @@
 //! builder still running on its host instead of starting the task a second time.
 
 use crate::alloc::{Allocator, Resource, TicketId, TicketState};
-use crate::host::{Assignment, BuilderHost, BuilderOutcome, HostError};
+use crate::host::{Assignment, BuilderHost, BuilderOutcome, HostError, fail_safe_limit};
 use crate::pools::Pools;
-use crate::ssh::{RemoteTask, SshBuilder, SshConfig, fail_safe_limit};
+use crate::ssh::{RemoteTask, SshBuilder, SshConfig};
 use async_trait::async_trait;
 use ferrocopr_schema::task::BuilderTask;
 use serde::{Deserialize, Serialize};

@@ -14,7 +14,7 @@
 //! unknown host is refused, never learned.
 
 use crate::alloc::Resource;
-use crate::host::{BuilderOutcome, CANCELED, HostError, TIMED_OUT, TIMEOUT_MARGIN};
+use crate::host::{BuilderOutcome, CANCELED, HostError, TIMED_OUT};
 use ferrocopr_schema::task::{BuilderTask, LIVE_LOG, SUCCESS_FILE};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect, client};
@@ -99,12 +99,6 @@ pub struct RemoteTask {
     pub pid: u32,
     /// The task's work directory on the host (absolute).
     pub dir: String,
-}
-
-/// The fail-safe limit for [`SshBuilder::follow`]: the task's own timeout, plus a margin so
-/// that the builder's own timeout (and its log line) normally comes first.
-pub fn fail_safe_limit(task: &BuilderTask) -> Duration {
-    Duration::from_secs(task.timeout) + TIMEOUT_MARGIN
 }
 
 /// Runs builder tasks on one host over SSH.
@@ -253,7 +247,7 @@ impl SshBuilder {
     /// second `follow` after a restart neither repeats nor loses a line), then copies the
     /// results back. Succeeded iff the builder wrote `success`.
     ///
-    /// When `cancel` fires, or `limit` (see [`fail_safe_limit`]) has passed since the call, the
+    /// When `cancel` fires, or `limit` (see [`crate::host::fail_safe_limit`]) has passed since the call, the
     /// builder's process group is killed and the log says why. A dropped connection is
     /// re-attached a few times over about 3 s; a host that stays unreachable is an error.
     #[tracing::instrument(skip_all, fields(host = %remote.host, port = remote.port, pid = remote.pid))]

@@ -6,7 +6,7 @@
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
 mod queue;
-pub use queue::QueuedTask;
+pub use queue::{QueuedTask, sandbox};
 
 use crate::model::{BuildId, BuildSource, ForgeOrigin, ProjectRef};
 use crate::state::{Event, Part, State, Transition};

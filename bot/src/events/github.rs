@@ -180,13 +180,7 @@ fn push_event(push: Push) -> Result<ForgeEvent, String> {
     if push.deleted {
         return Err("branch or tag deleted".into());
     }
-    let (trigger, name) = if let Some(branch) = push.git_ref.strip_prefix("refs/heads/") {
-        (Trigger::Push, branch.to_owned())
-    } else if let Some(tag) = push.git_ref.strip_prefix("refs/tags/") {
-        (Trigger::Tag, tag.to_owned())
-    } else {
-        return Err(format!("{} is neither a branch nor a tag", push.git_ref));
-    };
+    let (trigger, name) = super::branch_or_tag(&push.git_ref)?;
     let repo = push.repository;
     let submitter = push
         .sender

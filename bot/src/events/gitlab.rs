@@ -64,13 +64,7 @@ fn push_event(push: Push) -> Result<ForgeEvent, String> {
     if push.after.bytes().all(|b| b == b'0') {
         return Err("branch or tag deleted".into());
     }
-    let (trigger, name) = if let Some(branch) = push.git_ref.strip_prefix("refs/heads/") {
-        (Trigger::Push, branch.to_owned())
-    } else if let Some(tag) = push.git_ref.strip_prefix("refs/tags/") {
-        (Trigger::Tag, tag.to_owned())
-    } else {
-        return Err(format!("{} is neither a branch nor a tag", push.git_ref));
-    };
+    let (trigger, name) = super::branch_or_tag(&push.git_ref)?;
     let (repo_owner, repo_name) = owner_and_name(&push.project.path_with_namespace);
     // A tag's `after` is the tag object; `checkout_sha` is the commit it points at.
     let sha = push.checkout_sha.clone().unwrap_or(push.after);

@@ -6,7 +6,7 @@
 //! each (owner, project, submitter, chroot, background) partition, so that 5,000 queued builds
 //! of one owner cost one candidate, not 5,000.
 
-use super::{Db, DbResult, now, state_of};
+use super::{Db, DbResult, state_of};
 use crate::model::BuildId;
 use crate::state::State;
 use crate::task::SRPM_CHROOT;
@@ -36,8 +36,13 @@ impl QueuedTask {
     /// Copr's sandbox, `<owner>/<project>--<submitter>`: builder machines are reused within
     /// one, never shared across two (REFERENCE §6).
     pub fn sandbox(&self) -> String {
-        format!("{}/{}--{}", self.owner, self.project, self.submitter)
+        sandbox(&self.owner, &self.project, &self.submitter)
     }
+}
+
+/// Copr's sandbox of a build, `<owner>/<project>--<submitter>`.
+pub fn sandbox(owner: &str, project: &str, submitter: &str) -> String {
+    format!("{owner}/{project}--{submitter}")
 }
 
 /// The tasks in any of `states`, as one relation (pending ones only while their build is
@@ -140,10 +145,5 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Seconds since the epoch, as the database records them.
-    pub fn now(&self) -> i64 {
-        now()
     }
 }
