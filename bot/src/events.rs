@@ -489,6 +489,7 @@ async fn build_for(
             background: false,
             enable_net: job.enable_net,
             timeout: job.timeout,
+            bconds: job.bconds,
             // A new push to a pull request supersedes its earlier builds (Packit's users ask
             // for this: rapid pushes should not queue duplicates).
             cancel_superseded: job.cancel_superseded && event.pull_request.is_some(),

@@ -9,6 +9,7 @@ pub mod events;
 pub mod forge;
 mod queue;
 pub mod reporter;
+pub mod submit;
 pub mod texts;
 pub mod web;
 pub mod webhook;
@@ -39,6 +40,9 @@ pub struct BotState {
     pub results_dir: PathBuf,
     /// The chroots this instance builds in; `.copr.yaml` aliases expand to these.
     pub chroots: Arc<[String]>,
+    /// Builds requested through the API or the command line; its upload store is served
+    /// under `/uploads/` to builders.
+    pub submissions: submit::Submissions,
     pub templates: Arc<minijinja::Environment<'static>>,
     /// Rung when a delivery is recorded.
     pub deliveries: Arc<Notify>,
@@ -62,6 +66,7 @@ pub fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
 /// The bot's HTTP routes.
 pub fn app(state: BotState) -> Router {
     let results = ServeDir::new(&state.results_dir);
+    let uploads = ServeDir::new(&state.submissions.uploads_dir);
     Router::new()
         .route("/", get(|| async { "ferrocopr\n" }))
         .route(
@@ -81,6 +86,7 @@ pub fn app(state: BotState) -> Router {
         // Copr's short form, which its own clients and old links use.
         .route("/coprs/build/{id}/", get(web::build_by_id))
         .nest_service("/results", results)
+        .nest_service("/uploads", uploads)
         .with_state(state)
 }
 

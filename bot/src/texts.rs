@@ -168,6 +168,49 @@ pub const BUILD_NOT_FOUND: &str = "No such build.";
 pub const NOT_UTF8: &str = "body is not UTF-8";
 pub const INTERNAL_ERROR: &str = "internal error";
 
+// Builds requested through the API or the command line (`submit`).
+
+pub fn bad_source_url(url: &str) -> String {
+    format!("{url:?} is not an http:// or https:// URL of a .src.rpm or a .spec.")
+}
+
+pub fn bad_upload_name(name: &str) -> String {
+    format!("{name:?} is not the plain file name of a .src.rpm.")
+}
+
+pub fn unknown_distgit(name: &str, known: &[&str]) -> String {
+    format!(
+        "There is no dist-git instance {name:?}; this instance knows {}.",
+        known.join(", ")
+    )
+}
+
+pub fn bad_package_name(name: &str) -> String {
+    format!("{name:?} is not a package name.")
+}
+
+pub fn bad_committish(committish: &str) -> String {
+    format!("{committish:?} is not a branch, tag or commit.")
+}
+
+pub fn not_imported(build: i64) -> String {
+    format!("Build {build} has nothing in DistGit to rebuild from: its SRPM was never imported.")
+}
+
+pub fn bad_project_name(project: &str) -> String {
+    format!("{project:?} is not a valid owner/project.")
+}
+
+pub fn bad_dirname(dirname: &str) -> String {
+    format!("{dirname:?} is not a directory of this project.")
+}
+
+pub const NO_CHROOTS: &str = "Name at least one chroot.";
+
+pub fn unknown_chroot(chroot: &str) -> String {
+    format!("{chroot} is not a chroot of this instance.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +283,44 @@ mod tests {
         assert!(
             command_error("Unknown command `/copr x`.", "HELP")
                 .starts_with("Unknown command `/copr x`.\n\nHELP\n")
+        );
+    }
+
+    #[test]
+    fn submission_texts() {
+        assert_eq!(
+            bad_source_url("ftp://x.org/a.zip"),
+            "\"ftp://x.org/a.zip\" is not an http:// or https:// URL of a .src.rpm or a .spec."
+        );
+        assert_eq!(
+            bad_upload_name("../x.src.rpm"),
+            "\"../x.src.rpm\" is not the plain file name of a .src.rpm."
+        );
+        assert_eq!(
+            unknown_distgit("suse", &["centos-stream", "fedora"]),
+            "There is no dist-git instance \"suse\"; this instance knows centos-stream, fedora."
+        );
+        assert_eq!(bad_package_name("a b"), "\"a b\" is not a package name.");
+        assert_eq!(
+            bad_committish("-x"),
+            "\"-x\" is not a branch, tag or commit."
+        );
+        assert_eq!(
+            not_imported(7),
+            "Build 7 has nothing in DistGit to rebuild from: its SRPM was never imported."
+        );
+        assert_eq!(
+            bad_project_name("a/b c"),
+            "\"a/b c\" is not a valid owner/project."
+        );
+        assert_eq!(
+            bad_dirname("x:"),
+            "\"x:\" is not a directory of this project."
+        );
+        assert_eq!(NO_CHROOTS, "Name at least one chroot.");
+        assert_eq!(
+            unknown_chroot("fedora-9-x86_64"),
+            "fedora-9-x86_64 is not a chroot of this instance."
         );
     }
 

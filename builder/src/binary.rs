@@ -7,20 +7,15 @@
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use ferrocopr_schema::task::{BuilderTask, Results, TaskKind};
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::command::run_logged;
 use crate::sources::{self, SOURCES_FILE, SourceEntry};
 use crate::srpm::{define, topdir_defines};
-use crate::{git, rpm, sandbox};
-use ferrocopr_schema::model::{NameRule, is_valid_dirname, is_valid_name, is_valid_package_name};
-
-/// A lookaside server that does not even accept the connection in this time is down; a slow
-/// download itself is bounded by the task's timeout, which the scheduler enforces.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::{download, git, rpm, sandbox};
+use ferrocopr_schema::model::{
+    NameRule, is_valid_bcond, is_valid_dirname, is_valid_name, is_valid_package_name,
+};
 
 /// Builds the binary RPMs of an RPM task into `result_dir`, working under `work`.
 pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyhow::Result<Results> {
@@ -30,6 +25,7 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
         lookaside_url,
         package_name,
         dist,
+        bconds,
     } = &task.kind
     else {
         bail!("not an RPM task");
@@ -67,6 +63,13 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
         fetch_source(&url, &checkout, entry)?;
     }
 
+    let mut conditionals = Vec::new();
+    for (option, names) in [("--with", &bconds.with), ("--without", &bconds.without)] {
+        for name in names {
+            ensure!(is_valid_bcond(name), "invalid conditional name {name:?}");
+            conditionals.extend([option.to_owned(), name.clone()]);
+        }
+    }
     println!("==> building the RPMs (dist {dist:?})");
     let owner = &task.project_owner;
     let project = &task.project_name;
@@ -74,6 +77,7 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
         sandbox::offline_unless(task.enable_net, "rpmbuild")
             // mock would install the BuildRequires; here the host must have them.
             .args(["-ba", "--nodeps"])
+            .args(&conditionals)
             .arg(&spec)
             .args(topdir_defines(work)?)
             .arg("--define")
@@ -112,7 +116,7 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
 }
 
 /// `<package>.spec`, or else the only spec in the repository's top directory.
-fn find_spec(checkout: &Path, package: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_spec(checkout: &Path, package: &str) -> anyhow::Result<PathBuf> {
     let named = checkout.join(format!("{package}.spec"));
     if named.is_file() {
         return Ok(named);
@@ -134,7 +138,7 @@ fn find_spec(checkout: &Path, package: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// The entries of the checkout's `sources` file; none when it is missing.
-fn read_sources(checkout: &Path) -> anyhow::Result<Vec<SourceEntry>> {
+pub(crate) fn read_sources(checkout: &Path) -> anyhow::Result<Vec<SourceEntry>> {
     let path = checkout.join(SOURCES_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => sources::parse(&text),
@@ -143,43 +147,16 @@ fn read_sources(checkout: &Path) -> anyhow::Result<Vec<SourceEntry>> {
     }
 }
 
-/// Downloads one lookaside file into `dir` and checks its SHA-512; a bad file is removed.
-fn fetch_source(url: &str, dir: &Path, entry: &SourceEntry) -> anyhow::Result<()> {
+/// Downloads one listed source into `dir` and checks its SHA-512; a bad file is removed.
+pub(crate) fn fetch_source(url: &str, dir: &Path, entry: &SourceEntry) -> anyhow::Result<()> {
     let dest = dir.join(&entry.filename);
-    // A listed file must not replace the spec or a patch that DistGit keeps in git.
+    // A listed file must not replace the spec or a patch that the repository keeps in git.
     ensure!(
         dest.symlink_metadata().is_err(),
         "{SOURCES_FILE} lists {}, which the repository already has",
         entry.filename
     );
-    println!("==> downloading {url}");
-    let reader: Box<dyn Read> = if let Some(path) = url.strip_prefix("file://") {
-        Box::new(File::open(path).with_context(|| format!("cannot open {url}"))?)
-    } else if url.starts_with("http://") {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .build()
-            .into();
-        let response = agent
-            .get(url)
-            .call()
-            .with_context(|| format!("cannot download {url}"))?;
-        Box::new(response.into_body().into_reader())
-    } else {
-        bail!("unsupported lookaside URL {url} (only http:// and file://)");
-    };
-    let file =
-        File::create_new(&dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    let got = sources::copy_hashing(reader, &file)
-        .and_then(|h| file.sync_all().map(|()| h))
-        .with_context(|| format!("cannot download {url}"));
-    let got = match got {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = std::fs::remove_file(&dest);
-            return Err(e);
-        }
-    };
+    let got = download::to_file(url, &dest)?;
     if got != entry.sha512 {
         let _ = std::fs::remove_file(&dest);
         bail!(

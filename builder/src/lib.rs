@@ -19,6 +19,7 @@
 
 mod binary;
 mod command;
+mod download;
 mod git;
 pub mod paths;
 pub mod rpm;
@@ -35,6 +36,20 @@ use std::process::ExitCode;
 ///
 /// Exits with 0 on success and 1 on any failure, after printing a one-line reason.
 pub fn main(task_file: &Path, result_dir: &Path) -> ExitCode {
+    main_on_host(task_file, result_dir, None)
+}
+
+/// [`main`], holding the host's build lock at `host_lock` while the task runs, so a host never
+/// runs two builds at once (REFERENCE §9). A second builder waits for the first; the lock goes
+/// with the process, however it ends.
+pub fn main_on_host(task_file: &Path, result_dir: &Path, host_lock: Option<&Path>) -> ExitCode {
+    let _held = match host_lock.map(lock_host).transpose() {
+        Ok(held) => held,
+        Err(err) => {
+            println!("==> error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(task_file, result_dir) {
         Ok(()) => {
             println!("==> success");
@@ -67,10 +82,36 @@ fn run(task_file: &Path, result_dir: &Path) -> anyhow::Result<()> {
     println!("==> working in {}", work.path().display());
 
     let results = match &task.kind {
-        TaskKind::Srpm { source } => srpm::build(source, work.path(), &result_dir)?,
+        TaskKind::Srpm { source, distgit } => {
+            srpm::build(source, distgit.as_ref(), work.path(), &result_dir)?
+        }
         TaskKind::Rpm { .. } => binary::build(&task, work.path(), &result_dir)?,
     };
     write_results(&result_dir, &results)
+}
+
+fn lock_host(path: &Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open the host's build lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            println!("==> another build runs on this host; waiting for it to end");
+            file.lock()
+                .with_context(|| format!("cannot take the host's build lock {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot take the host's build lock {}",
+                path.display()
+            )));
+        }
+    }
+    Ok(file)
 }
 
 fn read_task(task_file: &Path) -> anyhow::Result<BuilderTask> {
@@ -81,6 +122,13 @@ fn read_task(task_file: &Path) -> anyhow::Result<BuilderTask> {
 }
 
 fn write_results(result_dir: &Path, results: &Results) -> anyhow::Result<()> {
+    let irregular = paths::irregular_entries(result_dir).context("cannot check the results")?;
+    if !irregular.is_empty() {
+        anyhow::bail!(
+            "the results were rejected: they may hold regular files only, not {}",
+            irregular.join(", ")
+        );
+    }
     for p in &results.packages {
         let epoch = p.epoch.map(|e| format!("{e}:")).unwrap_or_default();
         println!(

@@ -60,6 +60,55 @@ pub fn resolve_inside(base: &Path, rel: &Path) -> Result<PathBuf, String> {
     Ok(full)
 }
 
+/// Whatever under `dir` is neither a regular file nor a directory (symbolic links above all),
+/// as paths relative to `dir` with what they are. Nothing is followed.
+///
+/// Builders run packagers' code, so a result directory may hold a link to a file of the host
+/// (`/etc/shadow`, a signing key): such a result is rejected, never published or copied.
+pub fn irregular_entries(dir: &Path) -> std::io::Result<Vec<String>> {
+    Ok(irregular_paths(dir)?
+        .into_iter()
+        .map(|(_, what)| what)
+        .collect())
+}
+
+/// The irregular entries under `dir`: relative path, and the path with what it is.
+fn irregular_paths(dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        for entry in std::fs::read_dir(dir.join(&rel))? {
+            let entry = entry?;
+            let path = rel.join(entry.file_name());
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(entry.path())
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                let what = format!("{} (a symbolic link to {target})", path.display());
+                found.push((path, what));
+            } else if !kind.is_file() {
+                let what = format!("{} (not a regular file)", path.display());
+                found.push((path, what));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Removes what [`irregular_entries`] finds (a link itself, never its target) and says what
+/// it was.
+pub fn remove_irregular(dir: &Path) -> std::io::Result<Vec<String>> {
+    let found = irregular_paths(dir)?;
+    for (path, _) in &found {
+        std::fs::remove_file(dir.join(path))?;
+    }
+    Ok(found.into_iter().map(|(_, what)| what).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +140,25 @@ mod tests {
         assert!(safe_relative_path("/etc/hello.spec").is_err());
         assert!(safe_relative_path("../hello.spec").is_err());
         assert!(safe_relative_path("rpm/../../hello.spec").is_err());
+    }
+
+    #[test]
+    fn finds_links_anywhere_in_a_result() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("a.rpm"), "")?;
+        std::fs::create_dir(dir.path().join("sub"))?;
+        std::fs::write(dir.path().join("sub/b.rpm"), "")?;
+        assert!(irregular_entries(dir.path())?.is_empty());
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("sub/c.rpm"))?;
+        assert_eq!(
+            irregular_entries(dir.path())?,
+            ["sub/c.rpm (a symbolic link to /etc/passwd)"]
+        );
+        assert_eq!(remove_irregular(dir.path())?.len(), 1);
+        assert!(irregular_entries(dir.path())?.is_empty());
+        assert!(dir.path().join("sub/b.rpm").is_file());
+        assert!(Path::new("/etc/passwd").is_file());
+        Ok(())
     }
 
     #[test]

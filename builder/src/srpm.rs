@@ -1,6 +1,9 @@
-//! The SRPM task (seed step 5): from a packager's git repository to a `.src.rpm`.
+//! The SRPM task (seed step 5): from the build's sources to a `.src.rpm`.
 //!
-//! Copr's SCM method (REFERENCE §9) with its three ways to make the SRPM from the checkout:
+//! The source methods of Copr (REFERENCE §9): `url` (a `.src.rpm` taken as it is, or a `.spec`
+//! whose URL sources are downloaded), uploads (which reach the builder as a URL), `distgit` (a
+//! package of a Fedora- or CentOS-style dist-git: clone, lookaside sources checked by hash,
+//! `rpmbuild -bs`; also how a build is rebuilt from our own DistGit alone), and the SCM method (REFERENCE §9) with its three ways to make the SRPM from the checkout:
 //! `spec` (the `rpkg` way: the spec lives in the repository and, when its `Source0` tarball is
 //! not committed next to it, the tarball is made from the checked-out commit with `git
 //! archive`), `make_srpm` (`make -f .copr/Makefile srpm outdir=… spec=…`) and `custom` (a
@@ -9,7 +12,7 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use ferrocopr_schema::copr_yaml::SrpmMethod;
-use ferrocopr_schema::model::BuildSource;
+use ferrocopr_schema::model::{BuildSource, DistgitLocation, is_valid_package_name};
 use ferrocopr_schema::task::Results;
 use git2::Oid;
 use std::path::{Path, PathBuf};
@@ -17,20 +20,54 @@ use std::process::Command;
 
 use crate::command::{output_of, run_logged};
 use crate::paths::{is_plain_file_name, resolve_inside, safe_relative_path};
-use crate::{git, rpm};
+use crate::{binary, download, git, rpm};
 
 /// Makes the SRPM of `source` into `result_dir`, working under `work`.
 pub(crate) fn build(
     source: &BuildSource,
+    distgit: Option<&DistgitLocation>,
     work: &Path,
     result_dir: &Path,
 ) -> anyhow::Result<Results> {
-    let BuildSource::Scm {
-        clone_url,
-        committish,
-        spec,
-        srpm,
-    } = source;
+    match source {
+        BuildSource::Scm {
+            clone_url,
+            committish,
+            spec,
+            srpm,
+        } => from_scm(clone_url, committish, spec, srpm, work, result_dir)?,
+        BuildSource::Url { url } => from_url(url, work, result_dir)?,
+        BuildSource::Distgit {
+            package,
+            committish,
+            ..
+        } => {
+            let location = distgit.context("the task does not say where the dist-git is")?;
+            from_distgit(location, package, committish, work, result_dir)?;
+        }
+        BuildSource::Upload { .. } => {
+            bail!("an uploaded SRPM must reach the builder as a URL")
+        }
+    }
+    let srpm = only_srpm_in(result_dir)?;
+    let info = rpm::query(&srpm)?;
+    if !info.is_source {
+        bail!("{} is not a source package", srpm.display());
+    }
+    Ok(Results {
+        packages: vec![info.nevra],
+    })
+}
+
+/// The SCM method: a clone at `committish`, then the SRPM made in one of the three ways.
+fn from_scm(
+    clone_url: &str,
+    committish: &str,
+    spec: &str,
+    srpm: &SrpmMethod,
+    work: &Path,
+    result_dir: &Path,
+) -> anyhow::Result<()> {
     let spec_rel = safe_relative_path(spec).map_err(|e| anyhow!("invalid spec path: {e}"))?;
     let checkout = work.join("checkout");
     let commit = git::clone_at(clone_url, committish, &checkout)?;
@@ -90,15 +127,57 @@ pub(crate) fn build(
             build_srpm(&custom_spec, &sources, work, result_dir)?;
         }
     }
+    Ok(())
+}
 
-    let srpm = only_srpm_in(result_dir)?;
-    let info = rpm::query(&srpm)?;
-    if !info.is_source {
-        bail!("{} is not a source package", srpm.display());
+/// The URL method: a `.src.rpm` is taken as it is; a `.spec` is built into an SRPM with the
+/// sources it names by URL downloaded next to it.
+fn from_url(url: &str, work: &Path, result_dir: &Path) -> anyhow::Result<()> {
+    let name = download::file_name_of(url)?;
+    if name.ends_with(".src.rpm") {
+        download::to_file(url, &result_dir.join(name))?;
+        return Ok(());
     }
-    Ok(Results {
-        packages: vec![info.nevra],
-    })
+    if !name.ends_with(".spec") {
+        bail!("{url} names neither a .src.rpm nor a .spec");
+    }
+    let dir = work.join("url-source");
+    std::fs::create_dir_all(&dir).context("cannot create the source directory")?;
+    let spec = dir.join(name);
+    download::to_file(url, &spec)?;
+    let parsed = parse_spec(&spec, &dir)?;
+    for value in remote_sources(&parsed) {
+        let file = download::file_name_of(&value)?;
+        download::to_file(&value, &dir.join(file))?;
+    }
+    build_srpm(&spec, &dir, work, result_dir)
+}
+
+/// The dist-git method: the package's repository at `committish`, its `sources` fetched from
+/// the instance's lookaside cache and checked, then `rpmbuild -bs`.
+fn from_distgit(
+    location: &DistgitLocation,
+    package: &str,
+    committish: &str,
+    work: &Path,
+    result_dir: &Path,
+) -> anyhow::Result<()> {
+    if !is_valid_package_name(package) {
+        bail!("invalid package name {package:?}");
+    }
+    let checkout = work.join("checkout");
+    git::clone_at(&location.clone_url, committish, &checkout)?;
+    let spec = binary::find_spec(&checkout, package)?;
+    for entry in binary::read_sources(&checkout)? {
+        let url = location
+            .lookaside_url
+            .replace("{name}", package)
+            .replace("{filename}", &entry.filename)
+            .replace("{hashtype}", "sha512")
+            .replace("{hash}", &entry.sha512);
+        binary::fetch_source(&url, &checkout, &entry)?;
+    }
+    build_srpm(&spec, &checkout, work, result_dir)
 }
 
 /// The Makefile of the `make_srpm` method, in the repository.
@@ -127,15 +206,7 @@ fn ensure_source0(
     spec_dir: &Path,
     commit: Oid,
 ) -> anyhow::Result<()> {
-    // rpmspec expands the macros, so `Source0: %{name}-%{version}.tar.gz` gives a real name.
-    let parsed = output_of(
-        Command::new("rpmspec")
-            .arg("-P")
-            .arg(spec)
-            .arg("--define")
-            .arg(define("_sourcedir", spec_dir)),
-    )
-    .context("cannot parse the spec")?;
+    let parsed = parse_spec(spec, spec_dir)?;
     let Some(value) = source0(&parsed) else {
         println!("==> the spec has no Source0");
         return Ok(());
@@ -161,6 +232,49 @@ fn ensure_source0(
             .arg(&target)
             .arg(commit.to_string()),
     )
+}
+
+/// The spec as `rpmspec -P` prints it: macros expanded, so `Source0: %{name}-%{version}.tar.gz`
+/// gives a real name.
+fn parse_spec(spec: &Path, sources: &Path) -> anyhow::Result<String> {
+    output_of(
+        Command::new("rpmspec")
+            .arg("-P")
+            .arg(spec)
+            .arg("--define")
+            .arg(define("_sourcedir", sources)),
+    )
+    .context("cannot parse the spec")
+}
+
+/// The `Source` and `Patch` tags of a parsed spec's preambles whose values are URLs.
+pub(crate) fn remote_sources(parsed_spec: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in parsed_spec.lines() {
+        let line = line.trim_start();
+        // Tags live in the preambles, which all come before the build sections.
+        if ["%prep", "%build", "%install", "%files", "%changelog"]
+            .iter()
+            .any(|s| line.starts_with(s))
+        {
+            break;
+        }
+        let Some((tag, value)) = line.split_once(':') else {
+            continue;
+        };
+        let tag = tag.trim_end().to_ascii_lowercase();
+        let numbered = |prefix: &str| {
+            tag.strip_prefix(prefix)
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let value = value.trim();
+        if (numbered("source") || numbered("patch"))
+            && (value.starts_with("http://") || value.starts_with("https://"))
+        {
+            found.push(value.to_owned());
+        }
+    }
+    found
 }
 
 /// The value of the main package's `Source0:` (or unnumbered `Source:`) in `rpmspec -P` output.
@@ -269,6 +383,17 @@ mod tests {
         assert_eq!(
             source0("Name: x\n%changelog\n- Source: nope.tar.gz\n"),
             None
+        );
+    }
+
+    #[test]
+    fn finds_remote_sources() {
+        let spec = "Name: x\nSource0: https://x.org/x-1.tar.gz\nSource1: local.txt\n\
+                    Patch: http://x.org/fix.patch\nSourceLicense: https://no\nURL: https://x.org\n\
+                    %prep\nSource2: https://not.a/tag\n";
+        assert_eq!(
+            remote_sources(spec),
+            ["https://x.org/x-1.tar.gz", "http://x.org/fix.patch"]
         );
     }
 

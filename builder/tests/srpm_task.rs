@@ -67,6 +67,7 @@ fn task(clone_url: String, committish: String) -> BuilderTask {
                 spec: "rpm/hello.spec".into(),
                 srpm: SrpmMethod::Spec,
             },
+            distgit: None,
         },
     }
 }
@@ -120,6 +121,7 @@ fn failures_exit_1_without_success() -> TestResult {
     let mut bad_spec = task(path.clone(), "HEAD".into());
     if let TaskKind::Srpm {
         source: BuildSource::Scm { spec, .. },
+        ..
     } = &mut bad_spec.kind
     {
         *spec = "../hello.spec".into();
@@ -129,5 +131,41 @@ fn failures_exit_1_without_success() -> TestResult {
         assert_eq!(run(&t, out.path())?, ExitCode::FAILURE);
         assert!(!out.path().join("results").join(SUCCESS_FILE).exists());
     }
+    Ok(())
+}
+
+/// One build per host: while another build holds the host's lock, the builder waits, and it
+/// runs as soon as the lock is free.
+#[test]
+fn a_second_build_waits_for_the_host_lock() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo)?;
+    let commit = make_repo(&repo)?;
+    let task_file = tmp.path().join("task.json");
+    let task = task(format!("file://{}", repo.display()), commit);
+    std::fs::write(&task_file, serde_json::to_vec(&task)?)?;
+    let lock = tmp.path().join("builder.lock");
+    let held = std::fs::File::create(&lock)?;
+    held.lock()?;
+
+    let results = tmp.path().join("results");
+    let second = {
+        let (task_file, results, lock) = (task_file.clone(), results.clone(), lock.clone());
+        std::thread::spawn(move || {
+            ferrocopr_builder::main_on_host(&task_file, &results, Some(&lock))
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        !second.is_finished(),
+        "the builder ran while the host was taken"
+    );
+    assert!(!results.exists());
+
+    held.unlock()?;
+    let code = second.join().map_err(|_| "the builder panicked")?;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(results.join(SUCCESS_FILE).is_file());
     Ok(())
 }

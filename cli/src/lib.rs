@@ -6,6 +6,7 @@
 use anyhow::Context;
 use ferrocopr_bot::BotState;
 use ferrocopr_bot::forge::{Forge, Forges, GitHub, GitLab, LocalGit};
+use ferrocopr_bot::submit::Submissions;
 pub use ferrocopr_bot::webhook::Secret;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
@@ -13,7 +14,9 @@ use ferrocopr_scheduler::config::SchedulerConfig;
 use ferrocopr_scheduler::host::{BuilderHost, LocalBuilders};
 use ferrocopr_scheduler::{LiveBuilds, Scheduler};
 use ferrocopr_schema::Db;
+use ferrocopr_schema::model::DistgitInstance;
 use ferrocopr_signer::LocalSigner;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +61,9 @@ pub struct Config {
     pub signer_domain: String,
     /// The chroots this instance builds in (`.copr.yaml` aliases expand to these).
     pub chroots: Vec<String>,
+    /// The dist-git instances builds may take packages from (Fedora's and CentOS Stream's by
+    /// default); the scheduler config's `distgit_instances` adds to these.
+    pub distgit_instances: BTreeMap<String, DistgitInstance>,
 }
 
 /// The URL local builders reach this process at: the listening address itself, so they never
@@ -120,6 +126,15 @@ pub async fn run(
     let reporter_wake = Arc::new(Notify::new());
     let retention_wake = Arc::new(Notify::new());
 
+    let stop = CancellationToken::new();
+    let scheduling = match &config.scheduler_config {
+        Some(path) => SchedulerConfig::load(path)?,
+        None => SchedulerConfig::default(),
+    };
+    let mut distgit_instances = config.distgit_instances.clone();
+    distgit_instances.extend(scheduling.distgit_instances.clone());
+    let internal = internal_url(&listener)?;
+
     let bot = BotState {
         db: db.clone(),
         forges: Forges { github, gitlab },
@@ -129,16 +144,18 @@ pub async fn run(
         public_url: public_url.clone(),
         results_dir: results_dir.clone(),
         chroots: config.chroots.clone().into(),
+        submissions: Submissions {
+            db: db.clone(),
+            chroots: config.chroots.clone().into(),
+            distgit_instances: Arc::new(distgit_instances.clone()),
+            uploads_dir: data_dir.join("uploads"),
+            scheduler_wake: Arc::clone(&scheduler_wake),
+        },
         templates: Arc::new(ferrocopr_bot::templates()?),
         deliveries: Arc::new(Notify::new()),
         scheduler_wake: Arc::clone(&scheduler_wake),
         reporter_wake: Arc::clone(&reporter_wake),
         retention_wake: Arc::clone(&retention_wake),
-    };
-    let stop = CancellationToken::new();
-    let scheduling = match &config.scheduler_config {
-        Some(path) => SchedulerConfig::load(path)?,
-        None => SchedulerConfig::default(),
     };
     let builders: Arc<dyn BuilderHost> = match &scheduling.builders {
         Some(remote) => remote.builders(stop.clone())?,
@@ -157,7 +174,9 @@ pub async fn run(
         signer,
         distgit: Arc::clone(&distgit),
         publisher: Publisher::new(),
-        lookaside_url: format!("{}/distgit/lookaside/pkgs", internal_url(&listener)?),
+        lookaside_url: format!("{internal}/distgit/lookaside/pkgs"),
+        uploads_url: format!("{internal}/uploads"),
+        distgit_instances,
         wake: scheduler_wake,
         changed: reporter_wake,
         retention_wake,

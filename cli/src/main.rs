@@ -30,6 +30,9 @@ enum Command {
         /// Where the results go.
         #[arg(long)]
         resultdir: PathBuf,
+        /// The host's build lock: a second builder on the host waits for the first.
+        #[arg(long)]
+        lock: Option<PathBuf>,
     },
 }
 
@@ -106,7 +109,11 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Builder { task, resultdir } => ferrocopr_builder::main(&task, &resultdir),
+        Command::Builder {
+            task,
+            resultdir,
+            lock,
+        } => ferrocopr_builder::main_on_host(&task, &resultdir, lock.as_deref()),
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -173,6 +180,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             args.chroots
         },
+        distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
     };
     ferrocopr::run(config, listener, shutdown_signal()).await
 }

@@ -193,6 +193,7 @@ async fn import_serve_and_build() -> TestResult {
             lookaside_url: lookaside_url.clone(),
             package_name: "hello".into(),
             dist: ".fc41".into(),
+            bconds: Default::default(),
         },
     };
     let task_file = tmp.path().join("task.json");

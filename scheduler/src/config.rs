@@ -14,6 +14,11 @@
 //!     key: /etc/ferrocopr/id_ed25519
 //!     known_hosts: /etc/ferrocopr/known_hosts   # or host_key: "ssh-ed25519 AAAA…"
 //!     builder_command: ferrocopr
+//! distgit_instances:                     # besides `fedora` and `centos-stream`
+//!   mydistgit:
+//!     clone_url: https://git.example.org/rpms/{name}.git
+//!     lookaside_url: https://git.example.org/repo/pkgs/{name}/{filename}/{hashtype}/{hash}/{filename}
+//!     default_committish: main
 //! ```
 
 use crate::host::BuilderHost;
@@ -23,6 +28,7 @@ use crate::remote::RemoteBuilders;
 use crate::resalloc::ResallocClient;
 use crate::ssh::{HostKeys, SshConfig};
 use anyhow::Context;
+use ferrocopr_schema::model::DistgitInstance;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +45,9 @@ pub struct SchedulerConfig {
     pub routing: Routing,
     #[serde(default)]
     pub builders: Option<BuildersConfig>,
+    /// Dist-git instances builds may take packages from, besides Fedora's and CentOS Stream's.
+    #[serde(default)]
+    pub distgit_instances: BTreeMap<String, DistgitInstance>,
 }
 
 /// Remote builders: an allocator and how to reach its machines.

@@ -5,6 +5,7 @@
 //! `ferrocopr serve`; an SSH host implements the same trait.
 
 use async_trait::async_trait;
+use ferrocopr_builder::paths;
 use ferrocopr_schema::task::{BuilderTask, LIVE_LOG, SUCCESS_FILE};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -178,27 +179,47 @@ impl BuilderHost for LocalBuilders {
             return Err(fail("recording the task's start", &e));
         }
         let limit = fail_safe_limit(task);
-        let status = tokio::select! {
-            status = child.wait() => status.map_err(|e| fail("waiting for the builder", &e))?,
+        let outcome = tokio::select! {
+            status = child.wait() => {
+                let status = status.map_err(|e| fail("waiting for the builder", &e))?;
+                if status.success() && result_dir.join(SUCCESS_FILE).exists() {
+                    BuilderOutcome::Succeeded
+                } else {
+                    BuilderOutcome::Failed
+                }
+            }
             () = tokio::time::sleep(limit) => {
                 kill_group(child.id()).await;
                 let _ = child.wait().await;
                 append_line(result_dir, TIMED_OUT).await;
-                return Ok(BuilderOutcome::Failed);
+                BuilderOutcome::Failed
             }
             () = cancel.cancelled() => {
                 kill_group(child.id()).await;
                 let _ = child.wait().await;
                 append_line(result_dir, CANCELED).await;
-                return Ok(BuilderOutcome::Canceled);
+                BuilderOutcome::Canceled
             }
         };
         let _ = tokio::fs::remove_file(&task_file).await;
-        if status.success() && result_dir.join(SUCCESS_FILE).exists() {
-            Ok(BuilderOutcome::Succeeded)
-        } else {
-            Ok(BuilderOutcome::Failed)
+        // Whatever the outcome, only regular files stay where results are served from. The
+        // builder checks its results too, but what it ran may have changed them since.
+        let swept = {
+            let dir = result_dir.to_owned();
+            tokio::task::spawn_blocking(move || paths::remove_irregular(&dir)).await
+        };
+        let irregular = swept
+            .map_err(|e| fail("results", &e))?
+            .map_err(|e| fail("results", &e))?;
+        if irregular.is_empty() {
+            return Ok(outcome);
         }
+        let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
+        append_line(result_dir, &rejected_results(&irregular)).await;
+        Ok(match outcome {
+            BuilderOutcome::Succeeded => BuilderOutcome::Failed,
+            other => other,
+        })
     }
 }
 
@@ -234,6 +255,14 @@ pub(crate) async fn kill_group(pid: Option<u32>) {
             .status()
             .await;
     }
+}
+
+/// The backend's log line for a result holding more than regular files.
+pub(crate) fn rejected_results(irregular: &[String]) -> String {
+    format!(
+        "==> error: the results were rejected: they may hold regular files only, not {}",
+        irregular.join(", ")
+    )
 }
 
 /// Appends a line of the backend's own to a task's live log.

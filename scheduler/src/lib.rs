@@ -26,6 +26,7 @@ use anyhow::Context;
 use ferrocopr_distgit::DistGit;
 use ferrocopr_repo_publisher::Publisher;
 use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot, QueuedTask, sandbox};
+use ferrocopr_schema::model::{BuildSource, DistgitInstance, DistgitLocation, OWN_DISTGIT};
 use ferrocopr_schema::task::{
     BuilderTask, LIVE_LOG, SIGNED_FILE, SRPM_CHROOT, SUCCESS_FILE, TaskKind,
 };
@@ -34,7 +35,7 @@ use ferrocopr_signer::SignerClient;
 use ferrocopr_signer::rpm_header::sign_rpm;
 use host::{Assignment, BuilderHost, BuilderOutcome, Progress, append_line};
 use queue::{Fairness, Limits, Routing};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,6 +72,10 @@ pub struct Scheduler {
     pub publisher: Publisher,
     /// Base URL builders download lookaside sources from.
     pub lookaside_url: String,
+    /// Base URL builders download uploaded SRPMs from (`<uploads_url>/<token>/<file>`).
+    pub uploads_url: String,
+    /// The dist-git instances builds may take packages from, by name.
+    pub distgit_instances: BTreeMap<String, DistgitInstance>,
     /// Rung by whoever requests a build.
     pub wake: Arc<Notify>,
     /// Rung on every state change, for the status reporter.
@@ -396,13 +401,18 @@ impl Scheduler {
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
         let result_dir = self.srpm_result_dir(build);
-        let task = self.task(
-            build,
-            SRPM_CHROOT,
-            TaskKind::Srpm {
-                source: build.source.clone(),
-            },
-        );
+        let kind = match self.srpm_task(build) {
+            Ok(kind) => kind,
+            Err(reason) => {
+                let _ = tokio::fs::create_dir_all(&result_dir).await;
+                append_line(&result_dir, &format!("==> error: {reason}")).await;
+                let now = self.db.build(build.id).await?.context("build vanished")?;
+                self.fail_source(build.id, now.source_state, FailReason::SrpmBuild.text())
+                    .await;
+                return Ok(());
+            }
+        };
+        let task = self.task(build, SRPM_CHROOT, kind);
         let progress = TaskProgress {
             scheduler: self,
             build: build.id,
@@ -462,6 +472,52 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// The SRPM task of `build`, with what only the backend knows filled in: where uploads
+    /// and dist-git packages are. Errs with the reason users see.
+    fn srpm_task(&self, build: &Build) -> Result<TaskKind, String> {
+        let (source, distgit) = match &build.source {
+            BuildSource::Upload { path } => (
+                BuildSource::Url {
+                    url: format!("{}/{path}", self.uploads_url.trim_end_matches('/')),
+                },
+                None,
+            ),
+            BuildSource::Distgit {
+                instance,
+                namespace,
+                package,
+                ..
+            } => {
+                let location = if instance == OWN_DISTGIT {
+                    let (owner, dirname) = namespace
+                        .as_deref()
+                        .and_then(|n| n.split_once('/'))
+                        .ok_or("a rebuild must name the DistGit directory it comes from")?;
+                    self.own_distgit(owner, dirname, package)
+                } else {
+                    self.distgit_instances
+                        .get(instance)
+                        .ok_or(format!("there is no dist-git instance {instance:?}"))?
+                        .locate(package)
+                };
+                (build.source.clone(), Some(location))
+            }
+            source => (source.clone(), None),
+        };
+        Ok(TaskKind::Srpm { source, distgit })
+    }
+
+    /// This instance's DistGit as a dist-git instance: what rebuilds take their sources from.
+    fn own_distgit(&self, owner: &str, dirname: &str, package: &str) -> DistgitLocation {
+        DistgitLocation {
+            clone_url: self.distgit.repo_url(owner, dirname, package),
+            lookaside_url: format!(
+                "{}/{owner}/{dirname}/{{name}}/{{filename}}/{{hashtype}}/{{hash}}/{{filename}}",
+                self.lookaside_url.trim_end_matches('/')
+            ),
+        }
     }
 
     /// What the builders get to know about a task besides the task.
@@ -606,6 +662,7 @@ impl Scheduler {
                 lookaside_url: self.lookaside_url.clone(),
                 package_name: package,
                 dist: parsed.dist_tag(),
+                bconds: build.bconds.clone(),
             },
         );
         // A new attempt starts clean: nothing from an interrupted one may look finished.

@@ -14,7 +14,7 @@
 //! unknown host is refused, never learned.
 
 use crate::alloc::Resource;
-use crate::host::{BuilderOutcome, CANCELED, HostError, TIMED_OUT};
+use crate::host::{BuilderOutcome, CANCELED, HostError, TIMED_OUT, rejected_results};
 use ferrocopr_schema::task::{BuilderTask, LIVE_LOG, SUCCESS_FILE};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect, client};
@@ -398,8 +398,13 @@ impl SshBuilder {
             }
         };
         conn.close().await;
-        for skipped in &results.skipped {
-            log.append_line(&format!("==> not copied from the builder: {skipped}"));
+        if !results.skipped.is_empty() {
+            // Not copied, and the whole result refused: a build that writes links or devices
+            // into its results is not published in part.
+            log.append_line(&rejected_results(&results.skipped));
+            let _ = tokio::fs::remove_file(result_dir.join(SUCCESS_FILE)).await;
+            tracing::warn!(skipped = ?results.skipped, "results rejected");
+            return Ok(BuilderOutcome::Failed);
         }
         let outcome = if results.success {
             BuilderOutcome::Succeeded
@@ -709,6 +714,9 @@ fn file_name_prefix(task_id: &str) -> String {
     }
 }
 
+/// The host's build lock, in the work directory's base: one build per host at a time.
+const HOST_LOCK: &str = "builder.lock";
+
 /// The script that makes the work directory, stores the task JSON from stdin and starts the
 /// builder; it prints `<pid> <dir>`.
 ///
@@ -729,7 +737,7 @@ dir=$(mktemp -d "$base"/{prefix}-XXXXXXXXXX)
 mkdir "$dir/{RESULTS_DIR}"
 cat >"$dir/{TASK_FILE}"
 cd "$dir"
-setsid {program} builder --task "$dir/{TASK_FILE}" --resultdir "$dir/{RESULTS_DIR}" </dev/null >"$dir/{RESULTS_DIR}/{LIVE_LOG}" 2>&1 &
+setsid {program} builder --task "$dir/{TASK_FILE}" --resultdir "$dir/{RESULTS_DIR}" --lock "$base/{HOST_LOCK}" </dev/null >"$dir/{RESULTS_DIR}/{LIVE_LOG}" 2>&1 &
 echo "$! $dir"
 "#
     )

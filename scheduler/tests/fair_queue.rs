@@ -110,6 +110,7 @@ fn request(owner: &str, n: usize) -> BuildRequest {
         background: false,
         enable_net: false,
         timeout: None,
+        bconds: Default::default(),
     }
 }
 
@@ -142,6 +143,8 @@ async fn start(db: Db, dir: tempfile::TempDir, slots: usize, limits: Limits) -> 
         distgit: Arc::new(DistGit::new(dir.path().join("distgit"))),
         publisher: Publisher::new(),
         lookaside_url: "http://127.0.0.1:9/lookaside".into(),
+        uploads_url: "http://127.0.0.1:9/uploads".into(),
+        distgit_instances: Default::default(),
         wake: Arc::new(Notify::new()),
         changed: Arc::new(Notify::new()),
         retention_wake: Arc::new(Notify::new()),

@@ -21,7 +21,7 @@ mod tests;
 pub use error::CoprYamlError;
 pub use serde_saphyr::Spanned;
 
-use crate::model::ProjectRef;
+use crate::model::{Bconds, ProjectRef};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Location;
 use std::fmt;
@@ -82,6 +82,10 @@ pub struct CoprYaml {
     /// Packages installed into the buildroot besides the spec's `BuildRequires`; defaults to
     /// none.
     pub additional_packages: Option<Vec<Spanned<String>>>,
+    /// Conditionals the RPM builds get as `rpmbuild --with <name>`; defaults to none.
+    pub with_opts: Option<Vec<Spanned<String>>>,
+    /// Conditionals the RPM builds get as `rpmbuild --without <name>`; defaults to none.
+    pub without_opts: Option<Vec<Spanned<String>>>,
     /// What the bot says on pull requests besides commit statuses.
     pub notifications: Option<Notifications>,
     /// Whether a new push to a pull request cancels that pull request's running and queued
@@ -134,6 +138,10 @@ pub struct Job {
     pub additional_repos: Option<Vec<Spanned<String>>>,
     /// Overrides the top-level `additional_packages`.
     pub additional_packages: Option<Vec<Spanned<String>>>,
+    /// Overrides the top-level `with_opts`.
+    pub with_opts: Option<Vec<Spanned<String>>>,
+    /// Overrides the top-level `without_opts`.
+    pub without_opts: Option<Vec<Spanned<String>>>,
     /// Overrides the top-level `notifications`, key by key.
     pub notifications: Option<Notifications>,
     /// Overrides the top-level `cancel_superseded`.
@@ -265,6 +273,8 @@ pub struct ResolvedJob {
     pub additional_repos: Vec<String>,
     /// Extra packages for the buildroot.
     pub additional_packages: Vec<String>,
+    /// `rpmbuild --with`/`--without`.
+    pub bconds: Bconds,
     /// Whether a successful pull request build gets a comment.
     pub success_comment: bool,
     /// Whether a new push to the pull request cancels its older builds.
@@ -305,6 +315,8 @@ struct Settings<'a> {
     timeout: Option<&'a Spanned<u64>>,
     additional_repos: Option<&'a [Spanned<String>]>,
     additional_packages: Option<&'a [Spanned<String>]>,
+    with_opts: Option<&'a [Spanned<String>]>,
+    without_opts: Option<&'a [Spanned<String>]>,
     success_comment: Option<bool>,
     cancel_superseded: Option<bool>,
 }
@@ -322,6 +334,8 @@ macro_rules! settings_of {
             timeout: $layer.timeout.as_ref(),
             additional_repos: $layer.additional_repos.as_deref(),
             additional_packages: $layer.additional_packages.as_deref(),
+            with_opts: $layer.with_opts.as_deref(),
+            without_opts: $layer.without_opts.as_deref(),
             success_comment: $layer
                 .notifications
                 .as_ref()
@@ -344,6 +358,8 @@ impl<'a> Settings<'a> {
             timeout: self.timeout.or(below.timeout),
             additional_repos: self.additional_repos.or(below.additional_repos),
             additional_packages: self.additional_packages.or(below.additional_packages),
+            with_opts: self.with_opts.or(below.with_opts),
+            without_opts: self.without_opts.or(below.without_opts),
             success_comment: self.success_comment.or(below.success_comment),
             cancel_superseded: self.cancel_superseded.or(below.cancel_superseded),
         }
@@ -512,6 +528,21 @@ fn check_settings(s: Settings, text: &str) -> Result<(), CoprYamlError> {
                     repo.value
                 ),
             ));
+        }
+    }
+    for (key, names) in [("with_opts", s.with_opts), ("without_opts", s.without_opts)] {
+        for name in names.unwrap_or_default() {
+            if !crate::model::is_valid_bcond(&name.value) {
+                return Err(at(
+                    name,
+                    key,
+                    format!(
+                        "`{}` is not a conditional's name: write the name `%bcond` gives, such \
+                         as `tests` for `--with tests`",
+                        name.value
+                    ),
+                ));
+            }
         }
     }
     for package in s.additional_packages.unwrap_or_default() {
@@ -745,6 +776,10 @@ impl JobView<'_> {
             timeout: s.timeout.map(|t| t.value),
             additional_repos: strings(s.additional_repos),
             additional_packages: strings(s.additional_packages),
+            bconds: Bconds {
+                with: strings(s.with_opts),
+                without: strings(s.without_opts),
+            },
             success_comment: s.success_comment.unwrap_or(DEFAULT_SUCCESS_COMMENT),
             cancel_superseded: s.cancel_superseded.unwrap_or(DEFAULT_CANCEL_SUPERSEDED),
         })

@@ -8,7 +8,7 @@
 mod queue;
 pub use queue::{QueuedTask, sandbox};
 
-use crate::model::{BuildId, BuildSource, ForgeOrigin, ProjectRef};
+use crate::model::{Bconds, BuildId, BuildSource, ForgeOrigin, ProjectRef};
 use crate::state::{Event, Part, State, Transition};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
@@ -73,6 +73,8 @@ pub struct BuildRequest {
     pub enable_net: bool,
     /// Seconds a task may run; `None`: the instance's default.
     pub timeout: Option<u64>,
+    /// `rpmbuild --with`/`--without` for the RPM builds.
+    pub bconds: Bconds,
 }
 
 /// A build with its project and CoprDir.
@@ -107,6 +109,8 @@ pub struct Build {
     pub enable_net: bool,
     /// Seconds a task may run; `None`: the instance's default.
     pub timeout: Option<u64>,
+    /// `rpmbuild --with`/`--without` for the RPM builds.
+    pub bconds: Bconds,
 }
 
 /// One chroot of a build.
@@ -139,7 +143,8 @@ fn now() -> i64 {
 const BUILD_COLUMNS: &str = "b.id, p.owner, p.name, d.name, b.submitter, b.source_json, \
      b.source_state, b.cancel_requested, b.pkg_name, b.pkg_version, b.fail_reason, b.submitted_on, \
      b.started_on, b.ended_on, b.forge, b.forge_repo, b.commit_sha, b.reported_status, b.revision, b.pull_request, \
-     b.success_comment, b.success_comment_done, b.background, b.source_placement, b.enable_net, b.timeout";
+     b.success_comment, b.success_comment_done, b.background, b.source_placement, b.enable_net, b.timeout, \
+     b.with_opts, b.without_opts";
 const BUILD_FROM: &str = "builds b JOIN copr_dirs d ON d.id = b.copr_dir_id \
      JOIN projects p ON p.id = d.project_id";
 
@@ -192,7 +197,16 @@ fn build_from_row(row: &AnyRow) -> DbResult<Build> {
         timeout: row
             .try_get::<Option<i64>, _>(25)?
             .and_then(|t| u64::try_from(t).ok()),
+        bconds: Bconds {
+            with: words(row.try_get(26)?),
+            without: words(row.try_get(27)?),
+        },
     })
+}
+
+/// A list stored as names separated by spaces.
+fn words(text: String) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
 }
 
 /// A CoprDir as `(project, dirname)` from a row of `p.owner, p.name, d.name`.
@@ -502,8 +516,9 @@ impl Db {
         let id: i64 = sqlx::query(
             "INSERT INTO builds (copr_dir_id, submitter, source_json, source_state, submitted_on, \
              trigger_key, forge, forge_repo, commit_sha, pull_request, success_comment, background, \
-             enable_net, timeout) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             enable_net, timeout, with_opts, without_opts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             RETURNING id",
         )
         .bind(dir_id)
         .bind(&request.submitter)
@@ -523,6 +538,8 @@ impl Db {
         .bind(i64::from(request.background))
         .bind(i64::from(request.enable_net))
         .bind(request.timeout.and_then(|t| i64::try_from(t).ok()))
+        .bind(request.bconds.with.join(" "))
+        .bind(request.bconds.without.join(" "))
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;

@@ -152,6 +152,107 @@ pub enum BuildSource {
         #[serde(default = "spec_method")]
         srpm: SrpmMethod,
     },
+    /// A `.src.rpm` or a `.spec` at a URL (Copr's `url` method). A spec's sources that are
+    /// URLs themselves are downloaded next to it.
+    Url { url: String },
+    /// An SRPM handed in by a user: `<token>/<file name>` under the frontend's upload store,
+    /// which the scheduler turns into a URL its builders can reach.
+    Upload { path: String },
+    /// A package of a dist-git instance named in the configuration (Fedora or CentOS style),
+    /// or of this instance's own DistGit (`instance` [`OWN_DISTGIT`]: a rebuild).
+    Distgit {
+        instance: String,
+        /// `<owner>/<dirname>` for this instance's own DistGit; `None` elsewhere.
+        #[serde(default)]
+        namespace: Option<String>,
+        package: String,
+        /// A branch, tag or commit of the package's repository.
+        committish: String,
+    },
+}
+
+/// A dist-git instance of the outside world that builds may take packages from, as the
+/// configuration names it (Copr's `copr-distgit-client` settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistgitInstance {
+    /// The package's repository, with `{name}` for the package name.
+    pub clone_url: String,
+    /// One source in the lookaside cache, with `{name}`, `{filename}`, `{hashtype}`, `{hash}`.
+    pub lookaside_url: String,
+    /// What is built when a request names no branch, tag or commit.
+    pub default_committish: String,
+}
+
+impl DistgitInstance {
+    /// Where the SRPM task finds `package`.
+    pub fn locate(&self, package: &str) -> DistgitLocation {
+        DistgitLocation {
+            clone_url: self.clone_url.replace("{name}", package),
+            lookaside_url: self.lookaside_url.replace("{name}", package),
+        }
+    }
+}
+
+/// The instances every ferrocopr knows, as Copr does: Fedora's and CentOS Stream's.
+pub fn default_distgit_instances() -> std::collections::BTreeMap<String, DistgitInstance> {
+    let instance = |clone: &str, lookaside: &str, committish: &str| DistgitInstance {
+        clone_url: clone.to_owned(),
+        lookaside_url: lookaside.to_owned(),
+        default_committish: committish.to_owned(),
+    };
+    [
+        (
+            "fedora",
+            instance(
+                "https://src.fedoraproject.org/rpms/{name}.git",
+                "https://src.fedoraproject.org/repo/pkgs/rpms/{name}/{filename}/{hashtype}/{hash}/{filename}",
+                "rawhide",
+            ),
+        ),
+        (
+            "centos-stream",
+            instance(
+                "https://gitlab.com/redhat/centos-stream/rpms/{name}.git",
+                "https://sources.stream.centos.org/sources/rpms/{name}/{filename}/{hashtype}/{hash}/{filename}",
+                "c10s",
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, i)| (name.to_owned(), i))
+    .collect()
+}
+
+/// rpmbuild's `--with`/`--without` conditionals of a build (`.copr.yaml`'s `with_opts` and
+/// `without_opts`, as Packit and Copr's chroot settings name them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bconds {
+    #[serde(default)]
+    pub with: Vec<String>,
+    #[serde(default)]
+    pub without: Vec<String>,
+}
+
+/// A conditional's name as `%bcond` takes it: letters, digits and `_`.
+pub fn is_valid_bcond(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The instance name under which a build's DistGit source is this ferrocopr's own DistGit.
+pub const OWN_DISTGIT: &str = "ferrocopr";
+
+/// Where the SRPM task finds a dist-git package: resolved by the scheduler from the instance's
+/// configuration, so the builder needs no configuration of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistgitLocation {
+    /// The repository git clones.
+    pub clone_url: String,
+    /// The lookaside URL of one source, with `{name}`, `{filename}`, `{hashtype}` and `{hash}`
+    /// to fill in (Fedora: `https://src.fedoraproject.org/repo/pkgs/rpms/{name}/{filename}/{hashtype}/{hash}/{filename}`).
+    pub lookaside_url: String,
 }
 
 fn spec_method() -> SrpmMethod {

@@ -4,7 +4,7 @@
 //! task JSON (REFERENCE §9). The builder writes its results next to it: the packages,
 //! `results.json`, `success` on success, and `builder-live.log`.
 
-use crate::model::BuildSource;
+use crate::model::{Bconds, BuildSource, DistgitLocation};
 use serde::{Deserialize, Serialize};
 
 /// One task for one builder.
@@ -29,7 +29,13 @@ pub struct BuilderTask {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TaskKind {
     /// Make the SRPM from the build's sources.
-    Srpm { source: BuildSource },
+    Srpm {
+        /// Never [`BuildSource::Upload`]: the scheduler hands those over as a URL.
+        source: BuildSource,
+        /// For a [`BuildSource::Distgit`] source: where the package is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distgit: Option<DistgitLocation>,
+    },
     /// Build RPMs from a package imported into DistGit.
     Rpm {
         /// A URL git can clone: the package's DistGit repository.
@@ -41,6 +47,9 @@ pub enum TaskKind {
         package_name: String,
         /// `%dist` for this chroot (mock would define it from the chroot config).
         dist: String,
+        /// `rpmbuild --with`/`--without`.
+        #[serde(default)]
+        bconds: Bconds,
     },
 }
 

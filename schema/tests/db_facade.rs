@@ -135,6 +135,7 @@ fn request(trigger: &str) -> BuildRequest {
         background: false,
         enable_net: false,
         timeout: None,
+        bconds: Default::default(),
     }
 }
 

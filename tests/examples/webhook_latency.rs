@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         scheduler_config: None,
         signer_domain: "example.org".to_owned(),
         chroots: vec!["fedora-41-x86_64".to_owned()],
+        distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ferrocopr::run(config, listener, async move {

@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod fake_forge;
 mod fake_gitlab;
 pub mod fake_resalloc;
+pub mod files;
 pub mod http;
 mod postgres;
 pub mod process;
@@ -25,6 +26,11 @@ pub use repo::TestRepo;
 pub use tools::InstallRoot;
 pub use webhook::push_payload;
 
+pub use ferrocopr_bot::submit::{Submission, Submissions};
+use ferrocopr_schema::BuildId;
+use ferrocopr_schema::db::{Build, BuildChroot};
+use ferrocopr_schema::model::DistgitInstance;
+use ferrocopr_schema::state::build_state;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -61,6 +67,8 @@ pub struct TestEnv {
     postgres: Option<postgres::FreshDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     ended: watch::Receiver<Ended>,
+    chroots: Vec<String>,
+    distgit_instances: std::collections::BTreeMap<String, DistgitInstance>,
 }
 
 impl TestEnv {
@@ -124,9 +132,12 @@ impl TestEnv {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .collect(),
+            distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
         };
 
         adjust(&mut config);
+        let (chroots, distgit_instances) =
+            (config.chroots.clone(), config.distgit_instances.clone());
         let (shutdown, stop_requested) = oneshot::channel::<()>();
         let server = tokio::spawn(ferrocopr::run(config, listener, async move {
             // A dropped sender means the test is gone: stop as well.
@@ -153,6 +164,8 @@ impl TestEnv {
             postgres,
             shutdown: Some(shutdown),
             ended,
+            chroots,
+            distgit_instances,
         };
         // The listener is served only once the database is open and migrated: one answer
         // means ferrocopr is ready for the test.
@@ -229,6 +242,46 @@ impl TestEnv {
         ferrocopr_schema::Db::connect(&url)
             .await
             .unwrap_or_else(|e| panic!("connect to ferrocopr's database {url}: {e}"))
+    }
+
+    /// Takes builds as the API does (from a URL, an upload, a dist-git package, a rebuild),
+    /// through a second connection to the database; the scheduler finds them on its next look.
+    pub async fn submissions(&self) -> Submissions {
+        Submissions {
+            db: self.db().await,
+            chroots: self.chroots.clone().into(),
+            distgit_instances: std::sync::Arc::new(self.distgit_instances.clone()),
+            uploads_dir: self.data_dir.join("uploads"),
+            scheduler_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Waits until every part of build `id` has finished; returns the build and its chroots.
+    pub async fn wait_for_build(&self, id: BuildId) -> (Build, Vec<BuildChroot>) {
+        let db = self.db().await;
+        let deadline = tokio::time::Instant::now() + STATUS_TIMEOUT;
+        loop {
+            self.assert_running();
+            // A webhook's build is recorded after the webhook is answered.
+            let build = db.build(id).await.expect("read the build");
+            let chroots = db.build_chroots(id).await.expect("read the chroots");
+            if let Some(build) = &build {
+                let states: Vec<_> = chroots.iter().map(|c| c.state).collect();
+                if build_state(build.cancel_requested, build.source_state, &states).is_finished() {
+                    return (build.clone(), chroots);
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "build {id} did not finish: source {:?}, chroots {:?}",
+                build.map(|b| b.source_state),
+                chroots
+                    .iter()
+                    .map(|c| (&c.chroot, c.state))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// `<public url><path>`; a full URL is returned as it is.

@@ -1,10 +1,8 @@
 //! ExclusiveArch at import (issue 5): a chroot whose architecture the spec rules out is
 //! `skipped`, not built.
 
-use ferrocopr_schema::state::build_state;
 use ferrocopr_schema::{BuildId, State};
 use ferrocopr_tests::{DbKind, TestEnv};
-use std::time::{Duration, Instant};
 
 const SPEC: &str = "\
 Name:           armonly
@@ -39,20 +37,7 @@ async fn a_chroot_ruled_out_by_exclusive_arch_is_skipped() {
     let (code, body) = env.push("alice/armonly", &repo, &sha, "main").await;
     assert_eq!(code, 202, "{body}");
 
-    let db = env.db().await;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let chroots = loop {
-        let build = db.build(BuildId(1)).await.expect("read");
-        if let Some(build) = build {
-            let chroots = db.build_chroots(build.id).await.expect("chroots");
-            let states: Vec<State> = chroots.iter().map(|c| c.state).collect();
-            if build_state(build.cancel_requested, build.source_state, &states).is_finished() {
-                break chroots;
-            }
-        }
-        assert!(Instant::now() < deadline, "the build never finished");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (_, chroots) = env.wait_for_build(BuildId(1)).await;
     let x86 = chroots
         .iter()
         .find(|c| c.chroot == "fedora-41-x86_64")

@@ -73,6 +73,7 @@ fn minimal_file_resolves_with_every_default() {
             timeout: None,
             additional_repos: vec![],
             additional_packages: vec![],
+            bconds: Bconds::default(),
             success_comment: false,
             cancel_superseded: true,
         }
@@ -364,6 +365,7 @@ enable_net: true
 timeout: 7200
 additional_repos: [https://example.org/repo/]
 additional_packages: [gcc-c++]
+with_opts: [tests]
 notifications:
   success_comment: true
 cancel_superseded: false
@@ -380,6 +382,8 @@ jobs:
     timeout: 600
     additional_repos: []
     additional_packages: ['pkgconfig(glib-2.0)']
+    with_opts: []
+    without_opts: [docs]
     notifications:
       success_comment: false
     cancel_superseded: true
@@ -400,6 +404,10 @@ jobs:
             timeout: Some(7200),
             additional_repos: vec!["https://example.org/repo/".into()],
             additional_packages: vec!["gcc-c++".into()],
+            bconds: Bconds {
+                with: vec!["tests".into()],
+                without: vec![],
+            },
             success_comment: true,
             cancel_superseded: false,
         }
@@ -422,6 +430,10 @@ jobs:
             timeout: Some(600),
             additional_repos: vec![],
             additional_packages: vec!["pkgconfig(glib-2.0)".into()],
+            bconds: Bconds {
+                with: vec![],
+                without: vec!["docs".into()],
+            },
             success_comment: false,
             cancel_superseded: true,
         }

@@ -1,0 +1,88 @@
+//! Results never escape the result directory (issue 5): a build whose `%install` leaves a
+//! symbolic link to a file of the host among its results fails, the link is gone, and the file
+//! it pointed to is never served.
+
+use ferrocopr_schema::State;
+use ferrocopr_schema::model::ProjectRef;
+use ferrocopr_tests::{DbKind, Submission, TestEnv};
+use std::path::Path;
+use std::process::Command;
+
+const CHROOT: &str = "fedora-41-x86_64";
+
+const SPEC: &str = "\
+Name:           sneaky
+Version:        1.0
+Release:        1%{?dist}
+Summary:        Leaves a link among its results
+License:        MIT
+BuildArch:      noarch
+
+%description
+Tries to publish the host's /etc/passwd.
+
+%install
+mkdir -p %{buildroot}/usr/share/sneaky
+touch %{buildroot}/usr/share/sneaky/x
+ln -s /etc/passwd %{_rpmdir}/passwd.txt
+
+%files
+/usr/share/sneaky/x
+";
+
+fn srpm_in(dir: &Path) -> Vec<u8> {
+    std::fs::write(dir.join("sneaky.spec"), SPEC).expect("spec");
+    let define = |k: &str, v: &Path| format!("{k} {}", v.display());
+    let status = Command::new("rpmbuild")
+        .args(["-bs", "--nodeps"])
+        .arg(dir.join("sneaky.spec"))
+        .args(["--define", &define("_topdir", &dir.join("top"))])
+        .args(["--define", &define("_srcrpmdir", dir)])
+        .status()
+        .expect("rpmbuild");
+    assert!(status.success());
+    std::fs::read(dir.join("sneaky-1.0-1.src.rpm")).expect("the SRPM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_linking_out_is_rejected() {
+    let env = TestEnv::start(DbKind::Sqlite).await;
+    let srpm = srpm_in(&env.scratch("sneaky"));
+    let submission = Submission {
+        project: ProjectRef {
+            owner: "alice".into(),
+            project: "sneaky".into(),
+        },
+        dirname: None,
+        chroots: vec![CHROOT.to_owned()],
+        submitter: "alice".into(),
+        enable_net: false,
+        timeout: None,
+        bconds: Default::default(),
+    };
+    let id = env
+        .submissions()
+        .await
+        .from_upload(submission, "sneaky-1.0-1.src.rpm", &srpm)
+        .await
+        .expect("the upload is taken");
+    let (build, chroots) = env.wait_for_build(id).await;
+    assert_eq!(build.source_state, State::Succeeded);
+    assert_eq!(chroots[0].state, State::Failed, "{chroots:?}");
+
+    let relative = format!("results/alice/sneaky/{CHROOT}/{}-sneaky", id.padded());
+    let dir = env.data_dir().join(&relative);
+    let log = std::fs::read_to_string(dir.join("builder-live.log")).expect("the log");
+    assert!(
+        log.contains("the results were rejected") && log.contains("passwd.txt"),
+        "{log}"
+    );
+    assert!(
+        dir.join("passwd.txt").symlink_metadata().is_err(),
+        "the link is still there"
+    );
+    assert!(!dir.join("success").exists());
+    let served = env.get(&format!("/{relative}/passwd.txt")).await;
+    assert_eq!(served.status, 404, "{}", served.text());
+    env.stop().await;
+}
