@@ -3,7 +3,8 @@
 //! The DistGit repository holds the spec and patches; the `sources` file in it names the
 //! other files, which come from the lookaside cache and are checked against their SHA-512
 //! before rpmbuild sees them. The macros Copr defines in its mock chroots are defined here too
-//! (REFERENCE §9), so specs that use them build the same way.
+//! (REFERENCE §9), so specs that use them build the same way. The build itself runs in mock
+//! when the host has it and a config for the chroot ([`mock`]), with rpmbuild otherwise.
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use ferrocopr_schema::task::{BuilderTask, Results, TaskKind};
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::command::run_logged;
 use crate::sources::{self, SOURCES_FILE, SourceEntry};
 use crate::srpm::{define, topdir_defines};
-use crate::{download, git, rpm, sandbox};
+use crate::{download, git, mock, rpm, sandbox};
 use ferrocopr_schema::model::{
     NameRule, is_valid_bcond, is_valid_dirname, is_valid_name, is_valid_package_name,
 };
@@ -70,12 +71,32 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
             conditionals.extend([option.to_owned(), name.clone()]);
         }
     }
-    println!("==> building the RPMs (dist {dist:?})");
     let owner = &task.project_owner;
     let project = &task.project_name;
-    run_logged(
-        sandbox::offline_unless(task.enable_net, "rpmbuild")
-            // mock would install the BuildRequires; here the host must have them.
+    // The macros Copr's mock chroots define (REFERENCE §9).
+    let macros = [
+        format!("copr_username {owner}"),
+        format!("copr_projectname {project}"),
+        format!("buildtag .copr{}", task.build_id),
+        format!("vendor Fedora Project COPR ({owner}/{project})"),
+    ];
+    if let Some(config) = mock::config_for(&task.chroot) {
+        mock::build(&mock::MockBuild {
+            config: &config,
+            spec: &spec,
+            sources: &checkout,
+            work,
+            result_dir,
+            macros: &macros,
+            conditionals: &conditionals,
+            enable_net: task.enable_net,
+            unique: &task.task_id,
+        })?;
+    } else {
+        println!("==> building the RPMs with rpmbuild (dist {dist:?})");
+        let mut rpmbuild = sandbox::offline_unless(task.enable_net, "rpmbuild");
+        // mock would install the BuildRequires; here the host must have them.
+        rpmbuild
             .args(["-ba", "--nodeps"])
             .args(&conditionals)
             .arg(&spec)
@@ -92,16 +113,12 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
                 "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
                 "--define",
                 &format!("dist {dist}"),
-                "--define",
-                &format!("copr_username {owner}"),
-                "--define",
-                &format!("copr_projectname {project}"),
-                "--define",
-                &format!("buildtag .copr{}", task.build_id),
-                "--define",
-                &format!("vendor Fedora Project COPR ({owner}/{project})"),
-            ]),
-    )?;
+            ]);
+        for m in &macros {
+            rpmbuild.arg("--define").arg(m);
+        }
+        run_logged(&mut rpmbuild)?;
+    }
 
     let mut packages = Vec::new();
     for path in rpm_files(result_dir)? {

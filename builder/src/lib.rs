@@ -21,6 +21,7 @@ mod binary;
 mod command;
 mod download;
 mod git;
+mod mock;
 pub mod paths;
 pub mod rpm;
 mod sandbox;
