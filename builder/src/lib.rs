@@ -19,6 +19,7 @@
 
 mod binary;
 mod command;
+mod cpio;
 mod git;
 pub mod paths;
 pub mod rpm;

@@ -6,8 +6,7 @@
 //! the same SRPM again, say after a lost acknowledgement, is a no-op that answers the same.
 
 use anyhow::{Context as _, bail, ensure};
-use ferrocopr_builder::paths::is_plain_file_name;
-use ferrocopr_builder::rpm;
+use ferrocopr_builder::rpm::{self, UnpackedFile};
 use ferrocopr_builder::sources::{self, SOURCES_FILE, SourceEntry};
 use ferrocopr_schema::model::ProjectRef;
 use ferrocopr_schema::model::{NameRule, is_valid_dirname, is_valid_name, is_valid_package_name};
@@ -37,8 +36,8 @@ struct Unpacked {
     spec: Option<String>,
     /// Spec and patches: what packagers review in git.
     in_git: Vec<String>,
-    /// Everything else, usually tarballs.
-    in_lookaside: Vec<String>,
+    /// Everything else, usually tarballs, with their hashes.
+    in_lookaside: Vec<SourceEntry>,
 }
 
 pub(crate) fn import(
@@ -87,18 +86,14 @@ pub(crate) fn import(
     );
     let _entered = span.enter();
 
-    let work = tempfile::tempdir().context("cannot create a temporary directory")?;
-    rpm::unpack_srpm(srpm, work.path())?;
-    let unpacked = classify(work.path())?;
-
-    let mut entries = Vec::new();
-    for name in &unpacked.in_lookaside {
-        let sha512 = lookaside.store(&work.path().join(name))?;
-        entries.push(SourceEntry {
-            filename: name.clone(),
-            sha512,
-        });
+    // Unpacked next to the blobs, so that storing a source is a rename.
+    let work = lookaside.incoming()?;
+    let unpacked = classify(rpm::unpack_srpm(srpm, work.path())?)?;
+    // Every blob is in place before any ref can name it.
+    for entry in &unpacked.in_lookaside {
+        lookaside.store(&work.path().join(&entry.filename), &entry.sha512)?;
     }
+    let entries = unpacked.in_lookaside;
 
     let path = repo_path(repos, &project.owner, dirname, &nevra.name);
     let repo = open_or_init(&path, branches.first().map(String::as_str))?;
@@ -123,24 +118,11 @@ pub(crate) fn import(
     })
 }
 
-/// Sorts the unpacked files; refuses what a flat SRPM should not contain.
-fn classify(dir: &Path) -> anyhow::Result<Unpacked> {
+/// Sorts the unpacked files (regular files with plain names, as the unpacking guarantees);
+/// refuses what a flat SRPM should not contain.
+fn classify(files: Vec<UnpackedFile>) -> anyhow::Result<Unpacked> {
     let mut out = Unpacked::default();
-    for entry in std::fs::read_dir(dir).context("cannot list the unpacked SRPM")? {
-        let entry = entry?;
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|n| anyhow::anyhow!("the SRPM contains a file with a non-UTF-8 name {n:?}"))?;
-        ensure!(
-            is_plain_file_name(&name),
-            "the SRPM contains a file named {name:?}"
-        );
-        // Directories and links have no place in a flat SRPM, and a link could point anywhere.
-        ensure!(
-            entry.file_type()?.is_file(),
-            "the SRPM contains {name:?}, which is not a regular file"
-        );
+    for UnpackedFile { name, sha512, .. } in files {
         ensure!(
             name != SOURCES_FILE,
             "the SRPM contains a file named {SOURCES_FILE:?}, which DistGit writes itself"
@@ -154,12 +136,15 @@ fn classify(dir: &Path) -> anyhow::Result<Unpacked> {
         } else if name.ends_with(".patch") || name.ends_with(".diff") {
             out.in_git.push(name);
         } else {
-            out.in_lookaside.push(name);
+            out.in_lookaside.push(SourceEntry {
+                filename: name,
+                sha512,
+            });
         }
     }
     ensure!(out.spec.is_some(), "the SRPM contains no spec");
     out.in_git.sort();
-    out.in_lookaside.sort();
+    out.in_lookaside.sort_by(|a, b| a.filename.cmp(&b.filename));
     Ok(out)
 }
 
@@ -228,45 +213,47 @@ fn commit_to_branch(
 mod tests {
     use super::*;
 
+    fn files(names: &[&str]) -> Vec<UnpackedFile> {
+        names
+            .iter()
+            .map(|name| UnpackedFile {
+                name: (*name).to_owned(),
+                size: 0,
+                sha512: name.repeat(128).chars().take(128).collect(),
+            })
+            .collect()
+    }
+
     #[test]
     fn classifies_unpacked_files() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        for name in [
+        let u = classify(files(&[
             "hello.spec",
             "fix.patch",
             "b.diff",
-            "hello-1.0.tar.gz",
             "logo.png",
-        ] {
-            std::fs::write(dir.path().join(name), name)?;
-        }
-        let u = classify(dir.path())?;
+            "hello-1.0.tar.gz",
+        ]))?;
         assert_eq!(u.spec.as_deref(), Some("hello.spec"));
         assert_eq!(u.in_git, ["b.diff", "fix.patch", "hello.spec"]);
-        assert_eq!(u.in_lookaside, ["hello-1.0.tar.gz", "logo.png"]);
+        let names: Vec<&str> = u.in_lookaside.iter().map(|e| e.filename.as_str()).collect();
+        assert_eq!(names, ["hello-1.0.tar.gz", "logo.png"]);
+        assert_eq!(u.in_lookaside[1].sha512, "logo.png".repeat(16));
         Ok(())
     }
 
     #[test]
-    fn refuses_odd_srpms() -> anyhow::Result<()> {
-        let no_spec = tempfile::tempdir()?;
-        std::fs::write(no_spec.path().join("a.tar.gz"), "")?;
-        assert!(classify(no_spec.path()).is_err());
-
-        let two_specs = tempfile::tempdir()?;
-        std::fs::write(two_specs.path().join("a.spec"), "")?;
-        std::fs::write(two_specs.path().join("b.spec"), "")?;
-        assert!(classify(two_specs.path()).is_err());
-
-        let nested = tempfile::tempdir()?;
-        std::fs::write(nested.path().join("a.spec"), "")?;
-        std::fs::create_dir(nested.path().join("usr"))?;
-        assert!(classify(nested.path()).is_err());
-
-        let sources = tempfile::tempdir()?;
-        std::fs::write(sources.path().join("a.spec"), "")?;
-        std::fs::write(sources.path().join(SOURCES_FILE), "")?;
-        assert!(classify(sources.path()).is_err());
-        Ok(())
+    fn refuses_odd_srpms() {
+        let err = |names: &[&str]| {
+            classify(files(names))
+                .map(|u| format!("{u:?}"))
+                .expect_err("must be refused")
+                .to_string()
+        };
+        assert_eq!(err(&["a.tar.gz"]), "the SRPM contains no spec");
+        assert_eq!(
+            err(&["a.spec", "b.spec"]),
+            "the SRPM contains two specs, a.spec and b.spec"
+        );
+        assert!(err(&["a.spec", SOURCES_FILE]).contains("which DistGit writes itself"));
     }
 }

@@ -11,7 +11,8 @@
 //! - `repos/<owner>/<dirname>/<package>.git`: one bare repository per package, one branch per
 //!   chroot family, holding the spec, the patches and the `sources` file ([`import`]);
 //! - `lookaside/sha512/<hash>`: every other file of every SRPM, stored once by content
-//!   ([`lookaside`]).
+//!   ([`lookaside`]);
+//! - `lookaside/sha512/.incoming-*`: imports in progress, each unpacking its SRPM there.
 
 mod import;
 mod lookaside;

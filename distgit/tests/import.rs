@@ -1,7 +1,7 @@
 //! DistGit end to end: an SRPM made by rpmbuild is imported (twice, to see it is idempotent),
 //! its tarball is served from the lookaside cache, and the builder's RPM task builds the
 //! binary RPM from the imported repository over HTTP, as a builder host would.
-//! Needs rpmbuild, rpm, rpm2cpio, cpio and tar on the host; fails without them.
+//! Needs rpmbuild, rpm, rpm2cpio and tar on the host; fails without them.
 
 use ferrocopr_builder::sources::{self, SourceEntry};
 use ferrocopr_distgit::DistGit;
