@@ -12,7 +12,13 @@
 //!   chroot family, holding the spec, the patches and the `sources` file ([`import`]);
 //! - `lookaside/sha512/<hash>`: every other file of every SRPM, stored once by content
 //!   ([`lookaside`]);
-//! - `lookaside/sha512/.incoming-*`: imports in progress, each unpacking its SRPM there.
+//! - `lookaside/sha512/.incoming-*`: imports in progress, each unpacking its SRPM there; what a
+//!   killed import leaves is removed by the next [`DistGit::new`].
+//!
+//! An import stores its sources before it moves any branch, and each blob, each new
+//! repository and each ref appears in one rename, so whenever a process dies every branch
+//! names a complete commit whose sources are all in the lookaside, and importing again
+//! finishes the job.
 
 mod import;
 mod lookaside;
@@ -21,6 +27,7 @@ use axum::Router;
 use ferrocopr_schema::model::ProjectRef;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use lookaside::Lookaside;
 
@@ -28,7 +35,8 @@ use lookaside::Lookaside;
 pub struct DistGit {
     root: PathBuf,
     /// Two imports into the same repository would race on its branch heads; imports are rare
-    /// and short next to builds, so one at a time is simplest.
+    /// and short next to builds, so one at a time is simplest. (Across processes, each
+    /// repository is also locked while an import writes to it.)
     import_lock: Mutex<()>,
 }
 
@@ -51,13 +59,22 @@ pub struct BranchCommit {
 }
 
 impl DistGit {
+    /// Opens (lazily creates) the store at `root`, removing what imports killed before now
+    /// left behind; a failure there is logged, not fatal, since it only costs disk space.
     pub fn new(root: PathBuf) -> DistGit {
+        let opened = SystemTime::now();
         // URLs handed to builders must not depend on the scheduler's working directory.
         let root = std::path::absolute(&root).unwrap_or(root);
-        DistGit {
+        let distgit = DistGit {
             root,
             import_lock: Mutex::new(()),
+        };
+        match distgit.lookaside().remove_stale_incoming(opened) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed what interrupted imports left"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot clean the lookaside"),
         }
+        distgit
     }
 
     /// Blocking (call it in spawn_blocking). Imports the SRPM into
