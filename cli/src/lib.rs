@@ -158,6 +158,7 @@ pub async fn run(
         distgit: Arc::clone(&distgit),
         publisher: Publisher::new(),
         lookaside_url: format!("{}/distgit/lookaside/pkgs", internal_url(&listener)?),
+        distgit_url: format!("{}/distgit", internal_url(&listener)?),
         wake: scheduler_wake,
         changed: reporter_wake,
         retention_wake,

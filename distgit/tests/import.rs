@@ -182,7 +182,13 @@ async fn import_serve_and_build() -> TestResult {
         timeout: 600,
         enable_net: false,
         kind: TaskKind::Rpm {
-            git_repo: distgit.repo_url("alice", "hello", "hello"),
+            // Cloned with libgit2, the builders' client, over DistGit's smart HTTP.
+            git_repo: DistGit::http_repo_url(
+                &format!("http://{addr}/distgit"),
+                "alice",
+                "hello",
+                "hello",
+            ),
             git_hash: f41.commit.clone(),
             lookaside_url: lookaside_url.clone(),
             package_name: "hello".into(),

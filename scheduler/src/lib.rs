@@ -71,6 +71,9 @@ pub struct Scheduler {
     pub publisher: Publisher,
     /// Base URL builders download lookaside sources from.
     pub lookaside_url: String,
+    /// Base URL of DistGit's routes, which builders clone packages from
+    /// ([`DistGit::http_repo_url`]).
+    pub distgit_url: String,
     /// Rung by whoever requests a build.
     pub wake: Arc<Notify>,
     /// Rung on every state change, for the status reporter.
@@ -596,9 +599,12 @@ impl Scheduler {
             &build,
             &chroot.chroot,
             TaskKind::Rpm {
-                git_repo: self
-                    .distgit
-                    .repo_url(&build.project.owner, &build.dirname, &package),
+                git_repo: DistGit::http_repo_url(
+                    &self.distgit_url,
+                    &build.project.owner,
+                    &build.dirname,
+                    &package,
+                ),
                 git_hash: chroot
                     .git_hash
                     .clone()

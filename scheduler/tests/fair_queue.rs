@@ -142,6 +142,7 @@ async fn start(db: Db, dir: tempfile::TempDir, slots: usize, limits: Limits) -> 
         distgit: Arc::new(DistGit::new(dir.path().join("distgit"))),
         publisher: Publisher::new(),
         lookaside_url: "http://127.0.0.1:9/lookaside".into(),
+        distgit_url: "http://127.0.0.1:9/distgit".into(),
         wake: Arc::new(Notify::new()),
         changed: Arc::new(Notify::new()),
         retention_wake: Arc::new(Notify::new()),
