@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ferrocopr needs on a Debian host, and nothing when it is all there already.
-#   rpm, rpm2cpio, cpio:       building SRPMs and RPMs (rpmbuild), unpacking SRPMs into DistGit
+#   rpm, rpm2cpio:             building SRPMs and RPMs (rpmbuild), decompressing SRPMs for DistGit
+#   cpio:                      the baseline of DistGit's import benchmark
 #   createrepo-c:              repodata
 #   dnf, dnf-plugins-core:     `dnf copr enable` and installs in the end-to-end tests
 #   gnupg:                     reading key ids in tests

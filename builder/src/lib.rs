@@ -19,6 +19,7 @@
 
 mod binary;
 mod command;
+mod cpio;
 mod download;
 mod git;
 mod mock;

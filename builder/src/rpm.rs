@@ -1,15 +1,21 @@
 //! Reading built packages with the `rpm` tools: their NEVRA for `results.json` and DistGit,
-//! and unpacking an SRPM for the DistGit import.
+//! and unpacking an SRPM for the DistGit import (with our own [`cpio`] reader).
 //!
 //! We call `rpm -qp` rather than parsing headers ourselves so that what we report is exactly
 //! what rpm and dnf will later see.
 
 use anyhow::{Context as _, bail};
 use ferrocopr_schema::task::PackageNevra;
+use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::command::output_of;
+use crate::cpio;
+pub use crate::cpio::UnpackedFile;
+
+/// How much of rpm2cpio's stderr an error quotes.
+const STDERR_LIMIT: u64 = 4096;
 
 /// `%{SOURCERPM}` is `(none)` exactly for source packages; that is how rpm itself tells them
 /// apart (a `.src.rpm` header's `%{ARCH}` is the arch it was built on, not `src`).
@@ -64,37 +70,67 @@ fn parse_query(line: &str) -> anyhow::Result<RpmInfo> {
     })
 }
 
-/// Unpacks the SRPM at `srpm` into the existing directory `dest`, flat, as rpm2cpio and cpio do.
+/// Unpacks the SRPM at `srpm` into the existing, empty directory `dest`, flat; returns what
+/// it wrote, with each file's SHA-512.
 ///
-/// The two are piped directly rather than through `sh -c`, so no path is ever shell text and
-/// a failure of either side is seen; `--no-absolute-filenames` keeps cpio inside `dest` even
-/// for a crafted archive.
-pub fn unpack_srpm(srpm: &Path, dest: &Path) -> anyhow::Result<()> {
+/// `rpm2cpio` only decompresses the payload; the archive it prints is read by
+/// [`cpio::unpack_flat`], which writes nothing but regular files directly in `dest` and
+/// refuses the SRPM, naming the entry, if it holds anything else. No path is ever shell text,
+/// and a failure of either side is seen.
+pub fn unpack_srpm(srpm: &Path, dest: &Path) -> anyhow::Result<Vec<UnpackedFile>> {
     let mut rpm2cpio = Command::new("rpm2cpio")
         .arg(srpm)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .context("cannot run rpm2cpio")?;
-    let archive = rpm2cpio
-        .stdout
-        .take()
-        .context("rpm2cpio has no output pipe")?;
-    let cpio = Command::new("cpio")
-        .args(["-idm", "--quiet", "--no-absolute-filenames"])
-        .current_dir(dest)
-        .stdin(archive)
-        .status();
-    // Reap rpm2cpio whatever cpio did, so no zombie is left behind.
-    let rpm2cpio = rpm2cpio.wait().context("cannot wait for rpm2cpio")?;
-    let cpio = cpio.context("cannot run cpio")?;
-    if !rpm2cpio.success() {
-        bail!("rpm2cpio {} failed with {rpm2cpio}", srpm.display());
+    // Read in a thread, so that a chatty rpm2cpio can never block on a full stderr pipe while
+    // we wait on its stdout.
+    let stderr = rpm2cpio.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = (&mut pipe).take(STDERR_LIMIT).read_to_end(&mut text);
+            // Keep draining past the limit so rpm2cpio is never blocked.
+            let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+            String::from_utf8_lossy(&text).trim().to_owned()
+        })
+    });
+    let unpacked = match rpm2cpio.stdout.take() {
+        Some(mut archive) => cpio::unpack_flat(&mut archive, dest).and_then(|files| {
+            // rpm2cpio pads the archive after its trailer; read it so rpm2cpio can finish.
+            std::io::copy(&mut archive, &mut std::io::sink())
+                .context("cannot read rpm2cpio's output")?;
+            Ok(files)
+        }),
+        None => Err(anyhow::anyhow!("rpm2cpio has no output pipe")),
+    };
+    if unpacked.is_err() {
+        // We stopped reading; rpm2cpio may be blocked writing, so it must not be waited for
+        // alone. It may also have exited already, which makes the kill fail harmlessly.
+        let _ = rpm2cpio.kill();
     }
-    if !cpio.success() {
-        bail!("cpio failed with {cpio} unpacking {}", srpm.display());
+    // Reap rpm2cpio whatever happened, so no zombie is left behind.
+    let status = rpm2cpio.wait().context("cannot wait for rpm2cpio")?;
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let separator = if stderr.is_empty() { "" } else { ": " };
+    match unpacked {
+        // An archive cut short while rpm2cpio failed: its own words say why.
+        Err(e) if e.downcast_ref::<cpio::PayloadEnds>().is_some() && !status.success() => {
+            Err(anyhow::anyhow!(
+                "rpm2cpio {} failed with {status}{separator}{stderr} ({e:#})",
+                srpm.display(),
+            ))
+        }
+        // Anything else the reader refused is the SRPM's fault, whatever rpm2cpio said once
+        // we killed it.
+        Err(e) => Err(e.context(format!("cannot unpack {}", srpm.display()))),
+        Ok(_) if !status.success() => bail!(
+            "rpm2cpio {} failed with {status}{separator}{stderr}",
+            srpm.display(),
+        ),
+        Ok(files) => Ok(files),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -177,6 +177,7 @@ pub async fn run(
         lookaside_url: format!("{internal}/distgit/lookaside/pkgs"),
         uploads_url: format!("{internal}/uploads"),
         distgit_instances,
+        distgit_url: format!("{internal}/distgit"),
         wake: scheduler_wake,
         changed: reporter_wake,
         retention_wake,

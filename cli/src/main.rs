@@ -34,6 +34,30 @@ enum Command {
         #[arg(long)]
         lock: Option<PathBuf>,
     },
+    /// Import one SRPM into a DistGit store, as the scheduler does after an SRPM build, and
+    /// print the commits it made as JSON (for operators and for tests that kill an import).
+    DistgitImport(DistgitImportArgs),
+}
+
+#[derive(clap::Args)]
+struct DistgitImportArgs {
+    /// The DistGit root (`<data dir>/distgit` for `ferrocopr serve`).
+    #[arg(long)]
+    root: PathBuf,
+    /// The project's owner.
+    #[arg(long)]
+    owner: String,
+    /// The project's name.
+    #[arg(long)]
+    project: String,
+    /// The CoprDir (default: the project's main directory, named like the project).
+    #[arg(long)]
+    dirname: Option<String>,
+    /// A branch to commit the import to (one per chroot family, e.g. `f41`); repeat for more.
+    #[arg(long = "branch", required = true)]
+    branches: Vec<String>,
+    /// The `.src.rpm` to import.
+    srpm: PathBuf,
 }
 
 /// No `Debug`: it holds secrets.
@@ -114,6 +138,23 @@ fn main() -> ExitCode {
             resultdir,
             lock,
         } => ferrocopr_builder::main_on_host(&task, &resultdir, lock.as_deref()),
+        Command::DistgitImport(args) => {
+            // stdout carries the result alone.
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "warn".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            match distgit_import(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ferrocopr: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -130,6 +171,32 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Imports as the scheduler would, on stdout only the result:
+/// `{"package":…,"epoch":…,"version":…,"release":…,"commits":[{"branch":…,"commit":…}]}`.
+fn distgit_import(args: DistgitImportArgs) -> anyhow::Result<()> {
+    let distgit = ferrocopr_distgit::DistGit::new(args.root);
+    let dirname = args.dirname.unwrap_or_else(|| args.project.clone());
+    let project = ferrocopr_schema::model::ProjectRef {
+        owner: args.owner,
+        project: args.project,
+    };
+    let import = distgit.import_srpm(&project, &dirname, &args.srpm, &args.branches)?;
+    let commits: Vec<serde_json::Value> = import
+        .commits
+        .iter()
+        .map(|c| serde_json::json!({ "branch": c.branch, "commit": c.commit }))
+        .collect();
+    let out = serde_json::json!({
+        "package": import.package,
+        "epoch": import.epoch,
+        "version": import.version,
+        "release": import.release,
+        "commits": commits,
+    });
+    println!("{out}");
+    Ok(())
 }
 
 #[tokio::main]

@@ -4,14 +4,23 @@
 //! The same tree is committed to each requested branch (one per chroot family, like
 //! `f41` or `epel9`). A branch whose head already has that tree keeps its commit, so importing
 //! the same SRPM again, say after a lost acknowledgement, is a no-op that answers the same.
+//!
+//! A process may be killed anywhere in an import (the scheduler is restarted, an operator's
+//! `ferrocopr distgit-import` is interrupted), so the order is: unpack, store every source in the lookaside, write the git objects, and
+//! only then move the branches, each in one atomic ref update. A repository is created under a
+//! temporary name and renamed into place, and imports lock it (across processes) while they
+//! write, so lock files git left behind when a writer died can be removed rather than block
+//! every later import. (Sources are synced to disk; git objects are not, libgit2 leaves that
+//! off by default, so a power loss can still lose the last import's commits.)
 
 use anyhow::{Context as _, bail, ensure};
-use ferrocopr_builder::paths::is_plain_file_name;
-use ferrocopr_builder::rpm;
+use ferrocopr_builder::rpm::{self, UnpackedFile};
 use ferrocopr_builder::sources::{self, SOURCES_FILE, SourceEntry};
 use ferrocopr_schema::model::ProjectRef;
 use ferrocopr_schema::model::{NameRule, is_valid_dirname, is_valid_name, is_valid_package_name};
 use git2::{ErrorCode, Oid, Reference, Repository, RepositoryInitOptions, Signature};
+use std::fs::{File, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::lookaside::Lookaside;
@@ -19,6 +28,10 @@ use crate::{BranchCommit, Import};
 
 const COMMITTER_NAME: &str = "ferrocopr-distgit";
 const COMMITTER_EMAIL: &str = "distgit@localhost";
+
+/// The file in each repository that imports lock (`flock`) while they write to it, across
+/// processes; no `.lock` suffix, which would make it look like one of git's own.
+const IMPORT_LOCK: &str = "ferrocopr-import";
 
 /// Git's mode for a plain, non-executable file.
 const FILE_MODE: i32 = 0o100_644;
@@ -37,8 +50,8 @@ struct Unpacked {
     spec: Option<String>,
     /// Spec and patches: what packagers review in git.
     in_git: Vec<String>,
-    /// Everything else, usually tarballs.
-    in_lookaside: Vec<String>,
+    /// Everything else, usually tarballs, with their hashes.
+    in_lookaside: Vec<SourceEntry>,
 }
 
 pub(crate) fn import(
@@ -87,21 +100,17 @@ pub(crate) fn import(
     );
     let _entered = span.enter();
 
-    let work = tempfile::tempdir().context("cannot create a temporary directory")?;
-    rpm::unpack_srpm(srpm, work.path())?;
-    let unpacked = classify(work.path())?;
-
-    let mut entries = Vec::new();
-    for name in &unpacked.in_lookaside {
-        let sha512 = lookaside.store(&work.path().join(name))?;
-        entries.push(SourceEntry {
-            filename: name.clone(),
-            sha512,
-        });
+    // Unpacked next to the blobs, so that storing a source is a rename.
+    let work = lookaside.incoming()?;
+    let unpacked = classify(rpm::unpack_srpm(srpm, work.path())?)?;
+    // Every blob is in place before any ref can name it.
+    for entry in &unpacked.in_lookaside {
+        lookaside.store(&work.path().join(&entry.filename), &entry.sha512)?;
     }
+    let entries = unpacked.in_lookaside;
 
     let path = repo_path(repos, &project.owner, dirname, &nevra.name);
-    let repo = open_or_init(&path, branches.first().map(String::as_str))?;
+    let (repo, _lock) = open_locked(&path, branches.first().map(String::as_str))?;
     let tree = write_tree(&repo, work.path(), &unpacked.in_git, &entries)?;
 
     let message = format!("Import {}-{}-{}", nevra.name, nevra.version, nevra.release);
@@ -123,24 +132,11 @@ pub(crate) fn import(
     })
 }
 
-/// Sorts the unpacked files; refuses what a flat SRPM should not contain.
-fn classify(dir: &Path) -> anyhow::Result<Unpacked> {
+/// Sorts the unpacked files (regular files with plain names, as the unpacking guarantees);
+/// refuses what a flat SRPM should not contain.
+fn classify(files: Vec<UnpackedFile>) -> anyhow::Result<Unpacked> {
     let mut out = Unpacked::default();
-    for entry in std::fs::read_dir(dir).context("cannot list the unpacked SRPM")? {
-        let entry = entry?;
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|n| anyhow::anyhow!("the SRPM contains a file with a non-UTF-8 name {n:?}"))?;
-        ensure!(
-            is_plain_file_name(&name),
-            "the SRPM contains a file named {name:?}"
-        );
-        // Directories and links have no place in a flat SRPM, and a link could point anywhere.
-        ensure!(
-            entry.file_type()?.is_file(),
-            "the SRPM contains {name:?}, which is not a regular file"
-        );
+    for UnpackedFile { name, sha512, .. } in files {
         ensure!(
             name != SOURCES_FILE,
             "the SRPM contains a file named {SOURCES_FILE:?}, which DistGit writes itself"
@@ -154,28 +150,98 @@ fn classify(dir: &Path) -> anyhow::Result<Unpacked> {
         } else if name.ends_with(".patch") || name.ends_with(".diff") {
             out.in_git.push(name);
         } else {
-            out.in_lookaside.push(name);
+            out.in_lookaside.push(SourceEntry {
+                filename: name,
+                sha512,
+            });
         }
     }
     ensure!(out.spec.is_some(), "the SRPM contains no spec");
     out.in_git.sort();
-    out.in_lookaside.sort();
+    out.in_lookaside.sort_by(|a, b| a.filename.cmp(&b.filename));
     Ok(out)
 }
 
-fn open_or_init(path: &Path, first_branch: Option<&str>) -> anyhow::Result<Repository> {
-    match Repository::open_bare(path) {
-        Ok(repo) => return Ok(repo),
-        Err(e) if e.code() == ErrorCode::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+/// Opens the package's repository, creating it first if need be, and locks it against
+/// imports in other processes until the returned file is dropped.
+fn open_locked(path: &Path, first_branch: Option<&str>) -> anyhow::Result<(Repository, File)> {
+    if !path.exists() {
+        init_atomically(path, first_branch)?;
     }
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join(IMPORT_LOCK))
+        .and_then(|f| f.lock().map(|()| f))
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    // Every writer holds that lock, so a lock file of git's found now was left by a writer
+    // that died holding it; it would make every later commit to that branch fail.
+    for dir in [path.to_path_buf(), path.join("refs").join("heads")] {
+        remove_git_lock_files(&dir)?;
+    }
+    let repo =
+        Repository::open_bare(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok((repo, lock))
+}
+
+/// Creates the bare repository under a temporary name beside `path` and renames it into
+/// place, so a repository is either complete or absent, whenever the process dies.
+fn init_atomically(path: &Path, first_branch: Option<&str>) -> anyhow::Result<()> {
+    let parent = path
+        .parent()
+        .with_context(|| format!("{} has no parent directory", path.display()))?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    // A leading dot keeps it from ever matching a package name, hence from being served.
+    let tmp = tempfile::Builder::new()
+        .prefix(".init-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
     let mut opts = RepositoryInitOptions::new();
-    opts.bare(true).mkpath(true);
+    opts.bare(true);
     // A HEAD on a branch that exists lets a plain `git clone` check something out.
     if let Some(branch) = first_branch {
         opts.initial_head(branch);
     }
-    Repository::init_opts(path, &opts).with_context(|| format!("cannot create {}", path.display()))
+    Repository::init_opts(tmp.path(), &opts)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let tmp = tmp.keep();
+    match std::fs::rename(&tmp, path) {
+        Ok(()) => {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("cannot sync {}", parent.display()))?;
+            Ok(())
+        }
+        // Another process made it first: theirs is as good as ours.
+        Err(_) if path.join("HEAD").exists() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e).with_context(|| format!("cannot create {}", path.display()))
+        }
+    }
+}
+
+fn remove_git_lock_files(dir: &Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        if entry.file_name().as_encoded_bytes().ends_with(b".lock") && entry.file_type()?.is_file()
+        {
+            tracing::warn!(file = %entry.path().display(), "removing a lock file a dead import left");
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The flat tree of the import: spec, patches and `sources`.
@@ -228,45 +294,47 @@ fn commit_to_branch(
 mod tests {
     use super::*;
 
+    fn files(names: &[&str]) -> Vec<UnpackedFile> {
+        names
+            .iter()
+            .map(|name| UnpackedFile {
+                name: (*name).to_owned(),
+                size: 0,
+                sha512: name.repeat(128).chars().take(128).collect(),
+            })
+            .collect()
+    }
+
     #[test]
     fn classifies_unpacked_files() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        for name in [
+        let u = classify(files(&[
             "hello.spec",
             "fix.patch",
             "b.diff",
-            "hello-1.0.tar.gz",
             "logo.png",
-        ] {
-            std::fs::write(dir.path().join(name), name)?;
-        }
-        let u = classify(dir.path())?;
+            "hello-1.0.tar.gz",
+        ]))?;
         assert_eq!(u.spec.as_deref(), Some("hello.spec"));
         assert_eq!(u.in_git, ["b.diff", "fix.patch", "hello.spec"]);
-        assert_eq!(u.in_lookaside, ["hello-1.0.tar.gz", "logo.png"]);
+        let names: Vec<&str> = u.in_lookaside.iter().map(|e| e.filename.as_str()).collect();
+        assert_eq!(names, ["hello-1.0.tar.gz", "logo.png"]);
+        assert_eq!(u.in_lookaside[1].sha512, "logo.png".repeat(16));
         Ok(())
     }
 
     #[test]
-    fn refuses_odd_srpms() -> anyhow::Result<()> {
-        let no_spec = tempfile::tempdir()?;
-        std::fs::write(no_spec.path().join("a.tar.gz"), "")?;
-        assert!(classify(no_spec.path()).is_err());
-
-        let two_specs = tempfile::tempdir()?;
-        std::fs::write(two_specs.path().join("a.spec"), "")?;
-        std::fs::write(two_specs.path().join("b.spec"), "")?;
-        assert!(classify(two_specs.path()).is_err());
-
-        let nested = tempfile::tempdir()?;
-        std::fs::write(nested.path().join("a.spec"), "")?;
-        std::fs::create_dir(nested.path().join("usr"))?;
-        assert!(classify(nested.path()).is_err());
-
-        let sources = tempfile::tempdir()?;
-        std::fs::write(sources.path().join("a.spec"), "")?;
-        std::fs::write(sources.path().join(SOURCES_FILE), "")?;
-        assert!(classify(sources.path()).is_err());
-        Ok(())
+    fn refuses_odd_srpms() {
+        let err = |names: &[&str]| {
+            classify(files(names))
+                .map(|u| format!("{u:?}"))
+                .expect_err("must be refused")
+                .to_string()
+        };
+        assert_eq!(err(&["a.tar.gz"]), "the SRPM contains no spec");
+        assert_eq!(
+            err(&["a.spec", "b.spec"]),
+            "the SRPM contains two specs, a.spec and b.spec"
+        );
+        assert!(err(&["a.spec", SOURCES_FILE]).contains("which DistGit writes itself"));
     }
 }

@@ -3,23 +3,33 @@
 //!
 //! After the SRPM task succeeds, the scheduler imports its `.src.rpm` here with
 //! [`DistGit::import_srpm`], then explodes the build into one RPM task per chroot, each naming
-//! the package's repository ([`DistGit::repo_url`]), the commit of its chroot family's branch,
-//! and the lookaside cache that [`DistGit::router`] serves. Builders clone the repository and
-//! download the sources, checking their SHA-512 (`ferrocopr_builder`'s RPM task).
+//! the package's repository ([`DistGit::http_repo_url`]), the commit of its chroot family's
+//! branch, and the lookaside cache. [`DistGit::router`] serves both over HTTP: builders clone
+//! the repository ([`smart_http`]) and download the sources, checking their SHA-512
+//! (`ferrocopr_builder`'s RPM task).
 //!
 //! On disk, under the root:
 //! - `repos/<owner>/<dirname>/<package>.git`: one bare repository per package, one branch per
 //!   chroot family, holding the spec, the patches and the `sources` file ([`import`]);
 //! - `lookaside/sha512/<hash>`: every other file of every SRPM, stored once by content
-//!   ([`lookaside`]).
+//!   ([`lookaside`]);
+//! - `lookaside/sha512/.incoming-*`: imports in progress, each unpacking its SRPM there; what a
+//!   killed import leaves is removed by the next [`DistGit::new`].
+//!
+//! An import stores its sources before it moves any branch, and each blob, each new
+//! repository and each ref appears in one rename, so whenever a process dies every branch
+//! names a complete commit whose sources are all in the lookaside, and importing again
+//! finishes the job.
 
 mod import;
 mod lookaside;
+mod smart_http;
 
 use axum::Router;
 use ferrocopr_schema::model::ProjectRef;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use lookaside::Lookaside;
 
@@ -27,7 +37,8 @@ use lookaside::Lookaside;
 pub struct DistGit {
     root: PathBuf,
     /// Two imports into the same repository would race on its branch heads; imports are rare
-    /// and short next to builds, so one at a time is simplest.
+    /// and short next to builds, so one at a time is simplest. (Across processes, each
+    /// repository is also locked while an import writes to it.)
     import_lock: Mutex<()>,
 }
 
@@ -50,13 +61,22 @@ pub struct BranchCommit {
 }
 
 impl DistGit {
+    /// Opens (lazily creates) the store at `root`, removing what imports killed before now
+    /// left behind; a failure there is logged, not fatal, since it only costs disk space.
     pub fn new(root: PathBuf) -> DistGit {
+        let opened = SystemTime::now();
         // URLs handed to builders must not depend on the scheduler's working directory.
         let root = std::path::absolute(&root).unwrap_or(root);
-        DistGit {
+        let distgit = DistGit {
             root,
             import_lock: Mutex::new(()),
+        };
+        match distgit.lookaside().remove_stale_incoming(opened) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed what interrupted imports left"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot clean the lookaside"),
         }
+        distgit
     }
 
     /// Blocking (call it in spawn_blocking). Imports the SRPM into
@@ -87,17 +107,25 @@ impl DistGit {
         )
     }
 
-    /// `file://…` URL of the package's bare repository (local builders clone it directly;
-    /// smart HTTP comes later).
+    /// `file://…` URL of the package's bare repository, for tools on this machine.
     pub fn repo_url(&self, owner: &str, dirname: &str, package: &str) -> String {
         let path = import::repo_path(&self.repos_dir(), owner, dirname, package);
         format!("file://{}", url_path(&path.to_string_lossy()))
     }
 
-    /// axum Router serving
-    /// `GET /lookaside/pkgs/{owner}/{dir}/{pkg}/{file}/sha512/{hash}/{filename}`.
+    /// The URL builders clone the package's repository from:
+    /// `<base>/git/<owner>/<dir>/<pkg>.git`, where `base` is where [`DistGit::router`] is
+    /// served (e.g. `http://host:8080/distgit`).
+    pub fn http_repo_url(base: &str, owner: &str, dirname: &str, package: &str) -> String {
+        let base = base.trim_end_matches('/');
+        format!("{base}/git/{owner}/{dirname}/{package}.git")
+    }
+
+    /// axum Router serving, relative to where the caller nests it:
+    /// - `GET /lookaside/pkgs/{owner}/{dir}/{pkg}/{file}/sha512/{hash}/{filename}`;
+    /// - `/git/{owner}/{dir}/{pkg}.git/…`, git's smart HTTP protocol, fetch and clone only.
     pub fn router(&self) -> Router {
-        lookaside::router(Arc::new(self.lookaside()))
+        lookaside::router(Arc::new(self.lookaside())).merge(smart_http::router(self.repos_dir()))
     }
 
     fn repos_dir(&self) -> PathBuf {
@@ -135,6 +163,15 @@ mod tests {
             "file:///srv/distgit/repos/alice/hello:pr:3/hello.git"
         );
         assert_eq!(url_path("/a b/%c"), "/a%20b/%25c");
+        assert_eq!(
+            DistGit::http_repo_url(
+                "http://127.0.0.1:8080/distgit/",
+                "alice",
+                "hello:pr:3",
+                "gtk+"
+            ),
+            "http://127.0.0.1:8080/distgit/git/alice/hello:pr:3/gtk+.git"
+        );
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! DistGit end to end: an SRPM made by rpmbuild is imported (twice, to see it is idempotent),
 //! its tarball is served from the lookaside cache, and the builder's RPM task builds the
-//! binary RPM from the imported repository over HTTP, as a builder host would.
-//! Needs rpmbuild, rpm, rpm2cpio, cpio and tar on the host; fails without them.
+//! binary RPM from the imported repository over HTTP, as a builder host would. Two projects
+//! importing the same 50 MB tarball store it once, and a blob that rots on disk is never
+//! served. Needs rpmbuild, rpm, rpm2cpio and tar on the host; fails without them.
 
+mod common;
+
+use common::{incompressible, sha512_hex, spec};
 use ferrocopr_builder::sources::{self, SourceEntry};
 use ferrocopr_distgit::DistGit;
 use ferrocopr_schema::model::ProjectRef;
@@ -10,7 +14,7 @@ use ferrocopr_schema::task::{BuilderTask, RESULTS_FILE, Results, SUCCESS_FILE, T
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::TestResult;
 
 const SPEC: &str = r#"Name: hello
 Version: 1.0
@@ -37,41 +41,31 @@ install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt
 /usr/share/hello/hello.txt
 "#;
 
-fn check(cmd: &mut Command) -> TestResult {
-    let status = cmd.status()?;
-    if !status.success() {
-        return Err(format!("{cmd:?} failed with {status}").into());
-    }
-    Ok(())
-}
-
-/// Builds `hello-1.0-1.src.rpm` (spec, a patch and a tarball) under `dir`; returns its path and
-/// the tarball's bytes.
+/// Builds `hello-1.0-1.src.rpm` (spec, a patch and a real tarball) under `dir`; returns its
+/// path and the tarball's bytes.
 fn make_srpm(dir: &Path) -> TestResult<(PathBuf, Vec<u8>)> {
-    let src = dir.join("src");
+    let src = dir.join("tree");
     std::fs::create_dir_all(src.join("hello-1.0"))?;
     std::fs::write(src.join("hello-1.0/hello.txt"), "hello\n")?;
-    std::fs::write(src.join("hello.spec"), SPEC)?;
-    std::fs::write(src.join("fix.patch"), "--- a/x\n+++ b/x\n")?;
-    check(
-        Command::new("tar")
-            .current_dir(&src)
-            .args(["czf", "hello-1.0.tar.gz", "hello-1.0"]),
+    let status = Command::new("tar")
+        .current_dir(&src)
+        .args(["czf", "hello-1.0.tar.gz", "hello-1.0"])
+        .status()?;
+    if !status.success() {
+        return Err(format!("tar failed with {status}").into());
+    }
+    let tarball = std::fs::read(src.join("hello-1.0.tar.gz"))?;
+    let srpm = common::make_srpm(
+        dir,
+        "hello",
+        SPEC,
+        &[
+            ("hello-1.0.tar.gz", &tarball),
+            ("fix.patch", b"--- a/x\n+++ b/x\n"),
+        ],
+        None,
     )?;
-    let out = dir.join("srpm");
-    let define = |k: &str, v: &Path| format!("{k} {}", v.display());
-    check(
-        Command::new("rpmbuild")
-            .args(["-bs", "--nodeps"])
-            .arg(src.join("hello.spec"))
-            .args(["--define", &define("_topdir", &dir.join("top"))])
-            .args(["--define", &define("_sourcedir", &src)])
-            .args(["--define", &define("_srcrpmdir", &out)]),
-    )?;
-    Ok((
-        out.join("hello-1.0-1.src.rpm"),
-        std::fs::read(src.join("hello-1.0.tar.gz"))?,
-    ))
+    Ok((srpm, tarball))
 }
 
 fn project() -> ProjectRef {
@@ -188,7 +182,13 @@ async fn import_serve_and_build() -> TestResult {
         timeout: 600,
         enable_net: false,
         kind: TaskKind::Rpm {
-            git_repo: distgit.repo_url("alice", "hello", "hello"),
+            // Cloned with libgit2, the builders' client, over DistGit's smart HTTP.
+            git_repo: DistGit::http_repo_url(
+                &format!("http://{addr}/distgit"),
+                "alice",
+                "hello",
+                "hello",
+            ),
             git_hash: f41.commit.clone(),
             lookaside_url: lookaside_url.clone(),
             package_name: "hello".into(),
@@ -219,10 +219,118 @@ async fn import_serve_and_build() -> TestResult {
         ("hello", "1.0", "1.fc41", "noarch")
     );
 
-    // A blob that rotted on disk is never served.
-    std::fs::write(root.join("lookaside/sha512").join(&hash), b"rot")?;
-    assert_eq!(get(url_of(&hash)).await??.0, 500);
+    server.abort();
+    Ok(())
+}
 
+/// GETs `url`; returns the status and the body, which may be large.
+async fn get_big(url: String) -> TestResult<(u16, Vec<u8>)> {
+    tokio::task::spawn_blocking(move || -> TestResult<(u16, Vec<u8>)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut resp = agent.get(&url).call()?;
+        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec()?;
+        Ok((resp.status().as_u16(), body))
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_share_a_tarball_and_rot_is_never_served() -> TestResult {
+    const LEN: usize = 50 * 1024 * 1024;
+    let tmp = tempfile::tempdir()?;
+    let tarball = incompressible(LEN, 7);
+    let hash = sha512_hex(&tarball[..])?;
+    // Two packages of two owners' projects, the same bytes under two file names.
+    let imports = [
+        ("alice", "alpha", "alpha-1.0.tar.gz"),
+        ("bob", "beta", "vendored.tar.gz"),
+    ];
+    let root = tmp.path().join("distgit");
+    let distgit = std::sync::Arc::new(DistGit::new(root.clone()));
+    let mut srpms = Vec::new();
+    for (owner, package, file) in imports {
+        let srpm = common::make_srpm(
+            &tmp.path().join(owner),
+            package,
+            &spec(package, &[file], &[]),
+            &[(file, &tarball)],
+            None,
+        )?;
+        let dg = distgit.clone();
+        let project = ProjectRef {
+            owner: owner.into(),
+            project: package.into(),
+        };
+        let import_of = srpm.clone();
+        let import = tokio::task::spawn_blocking(move || {
+            dg.import_srpm(&project, package, &import_of, &["f41".to_owned()])
+        })
+        .await??;
+        assert_eq!(import.package, package);
+        srpms.push(srpm);
+    }
+
+    // One blob, the tarball's size, nothing else beside it.
+    let lookaside = root.join("lookaside/sha512");
+    let stored: Vec<_> = std::fs::read_dir(&lookaside)?.collect::<Result<_, _>>()?;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].file_name().to_str(), Some(hash.as_str()));
+    assert_eq!(stored[0].metadata()?.len(), LEN as u64);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().nest("/distgit", distgit.router());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let urls: Vec<String> = imports
+        .iter()
+        .map(|(owner, package, file)| {
+            format!(
+                "http://{addr}/distgit/lookaside/pkgs/{owner}/{package}/{package}/{file}/sha512/{hash}/{file}"
+            )
+        })
+        .collect();
+    for url in &urls {
+        let (status, body) = get_big(url.clone()).await?;
+        assert_eq!(status, 200);
+        assert!(body == tarball, "{url} served other bytes");
+    }
+
+    // Flip one byte in the middle, in place: same size, same name, other content.
+    {
+        use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+        let mut blob = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(lookaside.join(&hash))?;
+        let mut byte = [0u8; 1];
+        blob.seek(SeekFrom::Start(LEN as u64 / 2))?;
+        blob.read_exact(&mut byte)?;
+        blob.seek(SeekFrom::Start(LEN as u64 / 2))?;
+        blob.write_all(&[!byte[0]])?;
+    }
+    assert_eq!(std::fs::metadata(lookaside.join(&hash))?.len(), LEN as u64);
+    for url in &urls {
+        let (status, body) = get_big(url.clone()).await?;
+        assert_eq!(status, 500, "{url} served a corrupt blob");
+        assert_eq!(body, b"internal error\n");
+    }
+
+    // Importing either SRPM again puts the right bytes back.
+    let (dg, srpm) = (distgit.clone(), srpms[1].clone());
+    tokio::task::spawn_blocking(move || {
+        let project = ProjectRef {
+            owner: "bob".into(),
+            project: "beta".into(),
+        };
+        dg.import_srpm(&project, "beta", &srpm, &["f41".to_owned()])
+    })
+    .await??;
+    let (status, body) = get_big(urls[0].clone()).await?;
+    assert_eq!(status, 200);
+    assert!(body == tarball, "the repaired blob differs");
     server.abort();
     Ok(())
 }

@@ -76,6 +76,9 @@ pub struct Scheduler {
     pub uploads_url: String,
     /// The dist-git instances builds may take packages from, by name.
     pub distgit_instances: BTreeMap<String, DistgitInstance>,
+    /// Base URL of DistGit's routes, which builders clone packages from
+    /// ([`DistGit::http_repo_url`]).
+    pub distgit_url: String,
     /// Rung by whoever requests a build.
     pub wake: Arc<Notify>,
     /// Rung on every state change, for the status reporter.
@@ -512,7 +515,7 @@ impl Scheduler {
     /// This instance's DistGit as a dist-git instance: what rebuilds take their sources from.
     fn own_distgit(&self, owner: &str, dirname: &str, package: &str) -> DistgitLocation {
         DistgitLocation {
-            clone_url: self.distgit.repo_url(owner, dirname, package),
+            clone_url: DistGit::http_repo_url(&self.distgit_url, owner, dirname, package),
             lookaside_url: format!(
                 "{}/{owner}/{dirname}/{{name}}/{{filename}}/{{hashtype}}/{{hash}}/{{filename}}",
                 self.lookaside_url.trim_end_matches('/')
@@ -652,9 +655,12 @@ impl Scheduler {
             &build,
             &chroot.chroot,
             TaskKind::Rpm {
-                git_repo: self
-                    .distgit
-                    .repo_url(&build.project.owner, &build.dirname, &package),
+                git_repo: DistGit::http_repo_url(
+                    &self.distgit_url,
+                    &build.project.owner,
+                    &build.dirname,
+                    &package,
+                ),
                 git_hash: chroot
                     .git_hash
                     .clone()

@@ -145,6 +145,7 @@ async fn start(db: Db, dir: tempfile::TempDir, slots: usize, limits: Limits) -> 
         lookaside_url: "http://127.0.0.1:9/lookaside".into(),
         uploads_url: "http://127.0.0.1:9/uploads".into(),
         distgit_instances: Default::default(),
+        distgit_url: "http://127.0.0.1:9/distgit".into(),
         wake: Arc::new(Notify::new()),
         changed: Arc::new(Notify::new()),
         retention_wake: Arc::new(Notify::new()),
