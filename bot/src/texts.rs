@@ -84,7 +84,7 @@ pub fn dnf_repo_file(
          skip_if_unavailable=True\n\
          gpgcheck=1\n\
          gpgkey={results}/pubkey.gpg\n\
-         repo_gpgcheck=0\n\
+         repo_gpgcheck=1\n\
          enabled=1\n\
          enabled_metadata=1\n",
         segment = chroot.baseurl_segment(),
@@ -234,7 +234,7 @@ mod tests {
              skip_if_unavailable=True\n\
              gpgcheck=1\n\
              gpgkey=http://127.0.0.1:8080/results/alice/hello/pubkey.gpg\n\
-             repo_gpgcheck=0\n\
+             repo_gpgcheck=1\n\
              enabled=1\n\
              enabled_metadata=1\n"
         );

@@ -59,6 +59,9 @@ pub struct Config {
     pub scheduler_config: Option<PathBuf>,
     /// The domain in signing keys' user ids (`…@copr.<domain>`).
     pub signer_domain: String,
+    /// The key-encryption key the signing keys are encrypted with at rest; `None`: a key made
+    /// on first start in the keys' directory.
+    pub signer_kek_file: Option<PathBuf>,
     /// The chroots this instance builds in (`.copr.yaml` aliases expand to these).
     pub chroots: Vec<String>,
     /// The dist-git instances builds may take packages from (Fedora's and CentOS Stream's by
@@ -104,10 +107,14 @@ pub async fn run(
     let results_dir = data_dir.join("results");
     std::fs::create_dir_all(&results_dir)?;
 
-    let signer = Arc::new(LocalSigner::new(
-        data_dir.join("signer").join("keys"),
-        config.signer_domain.clone(),
-    ));
+    let signer = Arc::new(
+        LocalSigner::new(
+            data_dir.join("signer").join("keys"),
+            config.signer_domain.clone(),
+            config.signer_kek_file.clone(),
+        )
+        .context("opening the signer's keys")?,
+    );
     let distgit = Arc::new(DistGit::new(data_dir.join("distgit")));
     let github: Arc<dyn Forge> = match &config.github_token {
         Some(token) => Arc::new(GitHub::new(&config.github_api_url, Some(token.expose()))?),

@@ -124,6 +124,10 @@ struct ServeArgs {
     /// The domain in signing keys' user ids.
     #[arg(long, env = "FERROCOPR_DOMAIN", default_value = "localhost")]
     domain: String,
+    /// A file holding the key-encryption key the projects' signing keys are encrypted with at
+    /// rest (default: one made on first start, beside the keys).
+    #[arg(long, env = "FERROCOPR_SIGNER_KEK_FILE")]
+    signer_kek_file: Option<PathBuf>,
     /// The chroots this instance builds in, comma-separated (default: Fedora, EPEL and CentOS
     /// Stream releases for x86_64 and aarch64).
     #[arg(long, env = "FERROCOPR_CHROOTS", value_delimiter = ',')]
@@ -242,6 +246,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         local_builders: args.local_builders,
         scheduler_config: args.scheduler_config.clone(),
         signer_domain: args.domain,
+        signer_kek_file: args.signer_kek_file,
         chroots: if args.chroots.is_empty() {
             DEFAULT_CHROOTS.iter().map(|c| (*c).to_owned()).collect()
         } else {

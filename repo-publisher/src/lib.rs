@@ -13,6 +13,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::process::Command;
 
+/// Signs a chroot's `repomd.xml` with its project's key, so `repo_gpgcheck=1` works (Copr
+/// leaves repository metadata unsigned, copr#2644). The scheduler implements it over the
+/// signer; only the metadata's bytes travel.
+#[async_trait::async_trait]
+pub trait RepomdSigner: Send + Sync {
+    /// An ASCII-armored detached OpenPGP signature over `repomd`.
+    async fn sign_repomd(&self, repomd: Vec<u8>) -> anyhow::Result<Vec<u8>>;
+}
+
+/// The signature file dnf fetches next to `repomd.xml` when `repo_gpgcheck=1`.
+pub const REPOMD_SIGNATURE: &str = "repomd.xml.asc";
+
 /// Publishes repositories under the results tree.
 #[derive(Debug, Default, Clone)]
 pub struct Publisher {
@@ -38,6 +50,35 @@ impl Publisher {
     pub async fn publish_chroot(&self, chroot_dir: &Path) -> anyhow::Result<()> {
         let lock = self.lock_for(chroot_dir);
         let _guard = lock.lock().await;
+        self.write_repodata(chroot_dir).await
+    }
+
+    /// [`Publisher::publish_chroot`], then `repodata/repomd.xml.asc` signed by `signer`, under
+    /// the same lock, so the signature always belongs to the `repomd.xml` beside it once the
+    /// publish is over. A signing failure fails the publish.
+    pub async fn publish_chroot_signed(
+        &self,
+        chroot_dir: &Path,
+        signer: &dyn RepomdSigner,
+    ) -> anyhow::Result<()> {
+        let lock = self.lock_for(chroot_dir);
+        let _guard = lock.lock().await;
+        self.write_repodata(chroot_dir).await?;
+        let repodata = chroot_dir.join("repodata");
+        let repomd = tokio::fs::read(repodata.join("repomd.xml"))
+            .await
+            .with_context(|| format!("reading {}/repomd.xml", repodata.display()))?;
+        let signature = signer
+            .sign_repomd(repomd)
+            .await
+            .context("signing repomd.xml")?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&repodata)?;
+        std::io::Write::write_all(&mut tmp, &signature)?;
+        tmp.persist(repodata.join(REPOMD_SIGNATURE))?;
+        Ok(())
+    }
+
+    async fn write_repodata(&self, chroot_dir: &Path) -> anyhow::Result<()> {
         let packages = published_packages(chroot_dir).await?;
         let list = chroot_dir.join(".published-packages");
         tokio::fs::write(&list, packages.join("\n") + "\n").await?;

@@ -24,14 +24,15 @@ use reasons::FailReason;
 
 use anyhow::Context;
 use ferrocopr_distgit::DistGit;
-use ferrocopr_repo_publisher::Publisher;
+use ferrocopr_repo_publisher::{Publisher, RepomdSigner};
 use ferrocopr_schema::db::{Build, BuildChroot, ImportedChroot, QueuedTask, sandbox};
 use ferrocopr_schema::model::{BuildSource, DistgitInstance, DistgitLocation, OWN_DISTGIT};
 use ferrocopr_schema::task::{
     BuilderTask, LIVE_LOG, SIGNED_FILE, SRPM_CHROOT, SUCCESS_FILE, TaskKind,
 };
-use ferrocopr_schema::{BuildId, Chroot, Db, Event, Part, State};
+use ferrocopr_schema::{BuildId, Chroot, Db, Event, Part, ProjectRef, State};
 use ferrocopr_signer::SignerClient;
+use ferrocopr_signer::keys::armor_signature;
 use ferrocopr_signer::rpm_header::sign_rpm;
 use host::{Assignment, BuilderHost, BuilderOutcome, Progress, append_line};
 use queue::{Fairness, Limits, Routing};
@@ -777,8 +778,28 @@ impl Scheduler {
         self.publisher
             .publish_pubkey(&self.dir_of(build), &key)
             .await?;
-        self.publisher.publish_chroot(chroot_dir).await?;
+        let signer = ProjectSigner {
+            signer: self.signer.as_ref(),
+            project: &build.project,
+        };
+        self.publisher
+            .publish_chroot_signed(chroot_dir, &signer)
+            .await?;
         Ok(true)
+    }
+}
+
+/// The project's key as the publisher's [`RepomdSigner`].
+struct ProjectSigner<'a> {
+    signer: &'a dyn SignerClient,
+    project: &'a ProjectRef,
+}
+
+#[async_trait::async_trait]
+impl RepomdSigner for ProjectSigner<'_> {
+    async fn sign_repomd(&self, repomd: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        let signature = self.signer.sign(self.project, repomd).await?;
+        armor_signature(&signature)
     }
 }
 

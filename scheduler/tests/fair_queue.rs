@@ -136,10 +136,10 @@ async fn start(db: Db, dir: tempfile::TempDir, slots: usize, limits: Limits) -> 
         builders: Arc::clone(&host) as Arc<dyn BuilderHost>,
         limits,
         routing: Routing::default(),
-        signer: Arc::new(LocalSigner::new(
-            dir.path().join("keys"),
-            "example.org".into(),
-        )),
+        signer: Arc::new(
+            LocalSigner::new(dir.path().join("keys"), "example.org".into(), None)
+                .expect("the signer"),
+        ),
         distgit: Arc::new(DistGit::new(dir.path().join("distgit"))),
         publisher: Publisher::new(),
         lookaside_url: "http://127.0.0.1:9/lookaside".into(),

@@ -8,7 +8,7 @@
 
 use anyhow::{Context, anyhow};
 use ferrocopr_schema::ProjectRef;
-use openpgp::crypto::KeyPair;
+use openpgp::crypto::{KeyPair, Password};
 use openpgp::packet::key::{Key4, PrimaryRole, SecretParts};
 use openpgp::packet::signature::SignatureBuilder;
 use openpgp::packet::signature::subpacket::{Subpacket, SubpacketValue};
@@ -26,19 +26,60 @@ use std::time::SystemTime;
 /// RSA-4096: what older EL clients still verify, and a margin over Copr's RSA-2048.
 const RSA_BITS: usize = 4096;
 
-/// Keys on disk, one armored TSK per project, with the parsed certificates cached.
-#[derive(Debug)]
+/// Keys on disk, one armored TSK per project whose secret key material is encrypted with the
+/// key-encryption key; the decrypted keys are cached in this process only.
 pub struct KeyStore {
     dir: PathBuf,
     domain: String,
-    cache: Mutex<HashMap<ProjectRef, Arc<Cert>>>,
+    kek: Password,
+    cache: Mutex<HashMap<ProjectRef, Arc<Unlocked>>>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("dir", &self.dir)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A project's key as the signer uses it: the certificate (no secrets) and the decrypted key.
+struct Unlocked {
+    cert: Cert,
+    secret: Key<SecretParts, PrimaryRole>,
+}
+
+/// The key-encryption key's file name when the keys' directory keeps it (the embedded default).
+pub const KEK_FILE: &str = ".kek";
+
+/// The key-encryption key in `file`, made (32 random bytes, hex, readable by its owner only)
+/// when there is none yet.
+pub fn load_or_create_kek(file: &Path) -> anyhow::Result<Password> {
+    match std::fs::read_to_string(file) {
+        Ok(text) if !text.trim().is_empty() => return Ok(Password::from(text.trim())),
+        Ok(_) => anyhow::bail!("the key-encryption key file {} is empty", file.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("reading the key-encryption key {}", file.display())));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    openpgp::crypto::random(&mut bytes)?;
+    let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(file, text.as_bytes())?;
+    tracing::info!(file = %file.display(), "made a key-encryption key");
+    Ok(Password::from(text))
 }
 
 impl KeyStore {
-    pub fn new(dir: PathBuf, domain: String) -> KeyStore {
+    /// Keys under `dir`, encrypted at rest with `kek`.
+    pub fn new(dir: PathBuf, domain: String, kek: Password) -> KeyStore {
         KeyStore {
             dir,
             domain,
+            kek,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -49,8 +90,8 @@ impl KeyStore {
             .join(format!("{}.tsk.asc", project.project))
     }
 
-    /// The project's certificate with its secret key, generated and saved on first use.
-    fn cert(&self, project: &ProjectRef) -> anyhow::Result<Arc<Cert>> {
+    /// The project's certificate and decrypted key, generated and saved on first use.
+    fn unlocked(&self, project: &ProjectRef) -> anyhow::Result<Arc<Unlocked>> {
         // The lock is held through generation so two callers never make two keys.
         let mut cache = self
             .cache
@@ -60,31 +101,60 @@ impl KeyStore {
             return Ok(Arc::clone(cert));
         }
         let path = self.path(project);
-        let cert = if path.exists() {
-            Cert::from_file(&path).with_context(|| format!("reading {}", path.display()))?
+        let (tsk, secret) = if path.exists() {
+            let tsk =
+                Cert::from_file(&path).with_context(|| format!("reading {}", path.display()))?;
+            let key = tsk.primary_key().key().clone().parts_into_secret()?;
+            if key.has_unencrypted_secret() {
+                // Written before keys were encrypted at rest: encrypt it now.
+                self.save(&path, &tsk, &key)?;
+                (tsk, key)
+            } else {
+                let key = key.decrypt_secret(&self.kek).map_err(|_| {
+                    anyhow!(
+                        "cannot decrypt the signing key {}: the key-encryption key is not the \
+                         one it was encrypted with",
+                        path.display()
+                    )
+                })?;
+                (tsk, key)
+            }
         } else {
-            let cert = generate(&user_id(project, &self.domain))?;
-            write_private(&path, &cert.as_tsk().armored().to_vec()?)?;
-            tracing::info!(%project, fingerprint = %cert.fingerprint(), "generated signing key");
-            cert
+            let tsk = generate(&user_id(project, &self.domain))?;
+            let key = tsk.primary_key().key().clone().parts_into_secret()?;
+            self.save(&path, &tsk, &key)?;
+            tracing::info!(%project, fingerprint = %tsk.fingerprint(), "generated signing key");
+            (tsk, key)
         };
-        let cert = Arc::new(cert);
-        cache.insert(project.clone(), Arc::clone(&cert));
-        Ok(cert)
+        let unlocked = Arc::new(Unlocked {
+            cert: tsk.strip_secret_key_material(),
+            secret,
+        });
+        cache.insert(project.clone(), Arc::clone(&unlocked));
+        Ok(unlocked)
+    }
+
+    /// Writes the TSK with its secret key material encrypted with the key-encryption key.
+    fn save(
+        &self,
+        path: &Path,
+        cert: &Cert,
+        key: &Key<SecretParts, PrimaryRole>,
+    ) -> anyhow::Result<()> {
+        let encrypted = key.clone().encrypt_secret(&self.kek)?;
+        let (tsk, _) = cert
+            .clone()
+            .strip_secret_key_material()
+            .insert_packets(Packet::from(encrypted))?;
+        write_private(path, &tsk.as_tsk().armored().to_vec()?)
     }
 
     pub fn public_key(&self, project: &ProjectRef) -> anyhow::Result<Vec<u8>> {
-        self.cert(project)?.armored().to_vec()
+        self.unlocked(project)?.cert.armored().to_vec()
     }
 
     pub fn sign(&self, project: &ProjectRef, data: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let cert = self.cert(project)?;
-        let mut keypair = cert
-            .primary_key()
-            .key()
-            .clone()
-            .parts_into_secret()?
-            .into_keypair()?;
+        let mut keypair = self.unlocked(project)?.secret.clone().into_keypair()?;
         sign_detached(&mut keypair, data)
     }
 }
@@ -140,7 +210,17 @@ pub fn sign_detached(keypair: &mut KeyPair, data: &[u8]) -> anyhow::Result<Vec<u
     Packet::from(signature).to_vec()
 }
 
+/// A detached signature from [`sign_detached`] in ASCII armor, as `repomd.xml.asc` holds it.
+pub fn armor_signature(binary: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut writer = openpgp::armor::Writer::new(Vec::new(), openpgp::armor::Kind::Signature)?;
+    writer.write_all(binary)?;
+    Ok(writer.finalize()?)
+}
+
 /// Writes a secret file readable by its owner only, atomically.
+///
+/// Also used for the key-encryption key.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

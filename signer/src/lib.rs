@@ -47,11 +47,19 @@ pub struct LocalSigner {
 }
 
 impl LocalSigner {
-    /// `domain` goes into the key's user id, as Copr's `copr.<domain>` does.
-    pub fn new(dir: PathBuf, domain: String) -> LocalSigner {
-        LocalSigner {
-            store: Arc::new(keys::KeyStore::new(dir, domain)),
-        }
+    /// `domain` goes into the key's user id, as Copr's `copr.<domain>` does. The keys are
+    /// encrypted at rest with the key-encryption key in `kek_file`, made on first use when
+    /// missing (by default `<dir>/.kek`, see [`keys::KEK_FILE`]).
+    pub fn new(
+        dir: PathBuf,
+        domain: String,
+        kek_file: Option<PathBuf>,
+    ) -> anyhow::Result<LocalSigner> {
+        let kek_file = kek_file.unwrap_or_else(|| dir.join(keys::KEK_FILE));
+        let kek = keys::load_or_create_kek(&kek_file)?;
+        Ok(LocalSigner {
+            store: Arc::new(keys::KeyStore::new(dir, domain, kek)),
+        })
     }
 }
 

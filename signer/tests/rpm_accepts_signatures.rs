@@ -42,7 +42,8 @@ fn build_rpm(dir: &Path) -> PathBuf {
 #[tokio::test]
 async fn rpm_imports_the_key_and_verifies_a_signed_package() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let signer = LocalSigner::new(tmp.path().join("keys"), "example.org".into());
+    let signer =
+        LocalSigner::new(tmp.path().join("keys"), "example.org".into(), None).expect("signer");
     let project = ProjectRef {
         owner: "alice".into(),
         project: "hello".into(),

@@ -117,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         local_builders: 0,
         scheduler_config: None,
         signer_domain: "example.org".to_owned(),
+        signer_kek_file: None,
         chroots: vec!["fedora-41-x86_64".to_owned()],
         distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
     };

@@ -128,6 +128,7 @@ impl TestEnv {
             local_builders: 2,
             scheduler_config: None,
             signer_domain: "example.org".to_owned(),
+            signer_kek_file: None,
             chroots: ferrocopr_schema::model::DEFAULT_CHROOTS
                 .iter()
                 .map(|c| (*c).to_owned())

@@ -59,6 +59,11 @@ impl InstallRoot {
 
     /// `dnf install <package>` with gpgcheck as the repository file says; panics unless it succeeds.
     pub async fn install(&self, package: &str) -> CmdOutput {
+        self.try_install(package).await.expect_success()
+    }
+
+    /// [`InstallRoot::install`] that may fail: for what dnf must refuse.
+    pub async fn try_install(&self, package: &str) -> CmdOutput {
         let mut args = self.dnf_args();
         args.extend(
             [
@@ -69,7 +74,7 @@ impl InstallRoot {
             ]
             .map(str::to_owned),
         );
-        cmd::run("dnf", args).await.expect_success()
+        cmd::run("dnf", args).await
     }
 
     /// The URL dnf downloads the binary `package` from (`dnf repoquery --location`).
