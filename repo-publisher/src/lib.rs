@@ -7,6 +7,8 @@
 //! its errors are returned in full, never swallowed (copr#3163).
 
 use anyhow::{Context, bail};
+pub mod repodata;
+
 use ferrocopr_schema::task::{SIGNED_FILE, SUCCESS_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
