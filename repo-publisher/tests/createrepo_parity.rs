@@ -299,6 +299,38 @@ fn primary_of<'a>(repo: &'a Repodata, name: &str) -> &'a Element {
         .unwrap_or_else(|| panic!("no {name} in primary"))
 }
 
+/// Both repodata list the same packages, and say the same of each, element by element so that a
+/// failure names the field.
+fn assert_same_packages(ours: &Repodata, theirs: &Repodata) {
+    for (kind, a, b) in [
+        ("primary", &ours.primary, &theirs.primary),
+        ("filelists", &ours.filelists, &theirs.filelists),
+        ("other", &ours.other, &theirs.other),
+    ] {
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{kind}: the package sets differ"
+        );
+        for (pkgid, ours) in a {
+            let theirs = &b[pkgid];
+            assert_eq!(ours.attrs, theirs.attrs, "{kind} {pkgid}");
+            assert_eq!(
+                ours.children.len(),
+                theirs.children.len(),
+                "{kind} {pkgid}: {ours:#?}\nvs createrepo_c {theirs:#?}"
+            );
+            for (o, t) in ours.children.iter().zip(&theirs.children) {
+                assert_eq!(
+                    o, t,
+                    "{kind} {pkgid}: <{}> differs from createrepo_c's",
+                    t.name
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn same_metadata_as_createrepo_c() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -323,34 +355,7 @@ fn same_metadata_as_createrepo_c() {
 
     let ours = read_repodata(&ours);
     let theirs = read_repodata(&theirs);
-    for (kind, a, b) in [
-        ("primary", &ours.primary, &theirs.primary),
-        ("filelists", &ours.filelists, &theirs.filelists),
-        ("other", &ours.other, &theirs.other),
-    ] {
-        assert_eq!(
-            a.keys().collect::<Vec<_>>(),
-            b.keys().collect::<Vec<_>>(),
-            "{kind}: the package sets differ"
-        );
-        for (pkgid, ours) in a {
-            let theirs = &b[pkgid];
-            // Element by element, so a failure names the field.
-            assert_eq!(ours.attrs, theirs.attrs, "{kind} {pkgid}");
-            assert_eq!(
-                ours.children.len(),
-                theirs.children.len(),
-                "{kind} {pkgid}: {ours:#?}\nvs createrepo_c {theirs:#?}"
-            );
-            for (o, t) in ours.children.iter().zip(&theirs.children) {
-                assert_eq!(
-                    o, t,
-                    "{kind} {pkgid}: <{}> differs from createrepo_c's",
-                    t.name
-                );
-            }
-        }
-    }
+    assert_same_packages(&ours, &theirs);
 
     // The fixtures exercise what they claim to, so the equality above is not vacuous.
     let alpha = primary_of(&ours, "alpha");
@@ -475,4 +480,69 @@ fn dnf_resolves_the_same_install_from_both() {
             "gamma noarch 1.1-7 parity"
         ]
     );
+}
+
+#[test]
+fn update_reuses_unchanged_packages_and_matches_a_full_createrepo_c() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pool = build_pool(tmp.path());
+    let ours = tmp.path().join("ours");
+    copy_tree(&pool, &ours);
+    repodata::createrepo(&ours, false).expect("our createrepo");
+    let first_repomd = std::fs::read(ours.join("repodata/repomd.xml")).expect("repomd");
+
+    // One package added, one removed.
+    let delta = BETA
+        .replace("Name: beta", "Name: delta")
+        .replace("/usr/bin/beta", "/usr/bin/delta")
+        .replace("beta-tool", "delta-tool");
+    build_rpm(&delta, "delta", &tmp.path().join("work"), &ours);
+    std::fs::remove_file(ours.join("noarch/gamma-1.1-7.noarch.rpm")).expect("remove gamma");
+    let outcome = repodata::createrepo(&ours, true).expect("our createrepo --update");
+    assert_eq!(
+        outcome,
+        repodata::Outcome {
+            packages: 3,
+            reused: 2
+        }
+    );
+    assert_ne!(
+        std::fs::read(ours.join("repodata/repomd.xml")).expect("repomd"),
+        first_repomd
+    );
+    // The previous primary stays for readers that fetched the previous repomd.xml.
+    let primaries = std::fs::read_dir(ours.join("repodata"))
+        .expect("list repodata")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with("-primary.xml.gz"))
+        })
+        .count();
+    assert_eq!(primaries, 2);
+
+    let theirs = tmp.path().join("theirs");
+    copy_tree(&ours, &theirs);
+    std::fs::remove_dir_all(theirs.join("repodata")).expect("remove our repodata");
+    let out = Command::new("createrepo_c")
+        .args(["--no-database", "--quiet"])
+        .arg(&theirs)
+        .output()
+        .expect("createrepo_c must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = read_repodata(&ours);
+    assert_same_packages(&ours, &read_repodata(&theirs));
+    assert!(
+        ours.primary
+            .values()
+            .all(|p| p.child("name").text != "gamma")
+    );
+
+    // Nothing changed: everything is reused, and the metadata stays the same.
+    let again = repodata::createrepo(&tmp.path().join("ours"), true).expect("update again");
+    assert_eq!(again.reused, 3);
+    assert_same_packages(&ours, &read_repodata(&tmp.path().join("ours")));
 }

@@ -2,12 +2,14 @@
 //! `createrepo_c` (issue #6).
 //!
 //! The flow: find the RPMs under the directory ([`find_rpms`]), read each one's header into a
-//! [`PackageEntry`] ([`package`]), render primary, filelists and other ([`xml`]), gzip them, then
-//! publish atomically ([`write_repodata`]): each metadata file lands under a content-addressed
+//! [`PackageEntry`] ([`package`]) or, with `--update`, take its elements unchanged from the old
+//! repodata (`old`), render primary, filelists and other ([`xml`]), gzip them, then publish
+//! atomically ([`write_repodata`]): each metadata file lands under a content-addressed
 //! name (`<sha256>-primary.xml.gz`, like createrepo_c's default `--unique-md-filenames`), then
 //! `repomd.xml` is renamed over the old one last. A reader that fetched the old `repomd.xml` still
 //! finds the files it names: those are deleted only after [`GRACE`].
 
+mod old;
 pub mod package;
 pub mod xml;
 
@@ -31,18 +33,77 @@ pub struct Outcome {
     pub reused: usize,
 }
 
+/// One package's elements of primary, filelists and other, ready to be written: rendered from
+/// a [`PackageEntry`] or copied from the previous repodata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedPackage {
+    /// The location href, relative to the repository.
+    pub href: String,
+    /// The RPM file's size and mtime (seconds) when it was read.
+    pub size: u64,
+    pub mtime: u64,
+    pub primary: String,
+    pub filelists: String,
+    pub other: String,
+}
+
+impl From<&PackageEntry> for RenderedPackage {
+    fn from(p: &PackageEntry) -> RenderedPackage {
+        let mut primary = String::with_capacity(2048);
+        let mut filelists = String::with_capacity(1024);
+        let mut other = String::with_capacity(1024);
+        xml::primary_package(&mut primary, p);
+        xml::filelists_package(&mut filelists, p);
+        xml::other_package(&mut other, p);
+        RenderedPackage {
+            href: p.location_href.clone(),
+            size: p.size_package,
+            mtime: p.time_file,
+            primary,
+            filelists,
+            other,
+        }
+    }
+}
+
 /// `ferrocopr createrepo [--update] DIR`: writes `DIR/repodata` from every RPM under `DIR`.
 ///
-/// `update` is accepted for the command line's sake and for now reads every package again, like
-/// a full run.
+/// With `update`, a package whose file has the size and mtime the old repodata recorded for its
+/// href is not read again (like `createrepo_c --update`); unreadable old repodata is reported
+/// and replaced by a full run.
 pub fn createrepo(dir: &Path, update: bool) -> anyhow::Result<Outcome> {
-    let _ = update;
     let rpms = find_rpms(dir)?;
-    let packages = read_packages(dir, &rpms)?;
+    let mut old = if update {
+        old::read(dir).unwrap_or_else(|e| {
+            tracing::warn!(dir = %dir.display(), "old repodata unreadable, reading every package: {e:#}");
+            Default::default()
+        })
+    } else {
+        Default::default()
+    };
+    let mut reused = Vec::new();
+    let mut to_read = Vec::new();
+    for relative in rpms {
+        let meta = std::fs::metadata(dir.join(&relative))?;
+        let mtime = meta
+            .modified()?
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match old.remove(&href(&relative)) {
+            Some(known) if known.size == meta.len() && known.mtime == mtime => reused.push(known),
+            _ => to_read.push(relative),
+        }
+    }
+    let fresh = read_packages(dir, &to_read)?;
+    let reused_count = reused.len();
+    let mut packages: Vec<RenderedPackage> = reused;
+    packages.extend(fresh.iter().map(RenderedPackage::from));
+    packages.sort_by(|a, b| a.href.cmp(&b.href));
     write_repodata(dir, &packages)?;
     Ok(Outcome {
         packages: packages.len(),
-        reused: 0,
+        reused: reused_count,
     })
 }
 
@@ -119,7 +180,7 @@ fn href(relative: &Path) -> String {
 
 /// Writes `dir/repodata` for `packages`, atomically, and removes metadata files that are no
 /// longer named and older than [`GRACE`].
-pub fn write_repodata(dir: &Path, packages: &[PackageEntry]) -> anyhow::Result<()> {
+pub fn write_repodata(dir: &Path, packages: &[RenderedPackage]) -> anyhow::Result<()> {
     let repodata = dir.join("repodata");
     std::fs::create_dir_all(&repodata).with_context(|| format!("create {}", repodata.display()))?;
     let now = SystemTime::now()
@@ -127,16 +188,19 @@ pub fn write_repodata(dir: &Path, packages: &[PackageEntry]) -> anyhow::Result<(
         .map(|d| d.as_secs())
         .unwrap_or(0);
 
-    let mut primary = String::with_capacity(packages.len() * 2048 + 256);
-    let mut filelists = String::with_capacity(packages.len() * 1024 + 256);
-    let mut other = String::with_capacity(packages.len() * 1024 + 256);
+    let mut primary =
+        String::with_capacity(packages.iter().map(|p| p.primary.len()).sum::<usize>() + 256);
+    let mut filelists =
+        String::with_capacity(packages.iter().map(|p| p.filelists.len()).sum::<usize>() + 256);
+    let mut other =
+        String::with_capacity(packages.iter().map(|p| p.other.len()).sum::<usize>() + 256);
     xml::primary_header(&mut primary, packages.len());
     xml::filelists_header(&mut filelists, packages.len());
     xml::other_header(&mut other, packages.len());
     for p in packages {
-        xml::primary_package(&mut primary, p);
-        xml::filelists_package(&mut filelists, p);
-        xml::other_package(&mut other, p);
+        primary.push_str(&p.primary);
+        filelists.push_str(&p.filelists);
+        other.push_str(&p.other);
     }
     primary.push_str("</metadata>");
     filelists.push_str("</filelists>");
