@@ -3,17 +3,17 @@
 //!
 //! It writes `repodata/` for a chroot directory of the results tree and the project's
 //! `pubkey.gpg` (REFERENCE §2). Publishes of one directory are serialized, so two builds ending
-//! together never interleave their metadata writes. For now repodata comes from `createrepo_c`;
-//! its errors are returned in full, never swallowed (copr#3163).
+//! together never interleave their metadata writes. Repodata is written natively ([`repodata`]),
+//! reading only the packages that are new or changed since the last publish; its errors are
+//! returned in full, never swallowed (copr#3163).
 
-use anyhow::{Context, bail};
 pub mod repodata;
 
+use anyhow::Context;
 use ferrocopr_schema::task::{SIGNED_FILE, SUCCESS_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::process::Command;
 
 /// Publishes repositories under the results tree.
 #[derive(Debug, Default, Clone)]
@@ -41,31 +41,17 @@ impl Publisher {
         let lock = self.lock_for(chroot_dir);
         let _guard = lock.lock().await;
         let packages = published_packages(chroot_dir).await?;
-        let list = chroot_dir.join(".published-packages");
-        tokio::fs::write(&list, packages.join("\n") + "\n").await?;
-        let update = chroot_dir.join("repodata/repomd.xml").exists();
-        let mut cmd = Command::new("createrepo_c");
-        cmd.arg("--no-database")
-            .arg("--quiet")
-            .arg("--pkglist")
-            .arg(&list);
-        if update {
-            cmd.arg("--update");
-        }
-        let output = cmd
-            .arg(chroot_dir)
-            .output()
+        let dir = chroot_dir.to_owned();
+        let outcome = tokio::task::spawn_blocking(move || repodata::publish(&dir, packages, true))
             .await
-            .context("running createrepo_c (is the createrepo-c package installed?)")?;
-        if !output.status.success() {
-            bail!(
-                "createrepo_c {} failed ({}): {}",
-                chroot_dir.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        tracing::info!(dir = %chroot_dir.display(), "published repodata");
+            .context("the repodata writer panicked")?
+            .with_context(|| format!("writing repodata of {}", chroot_dir.display()))?;
+        tracing::info!(
+            dir = %chroot_dir.display(),
+            packages = outcome.packages,
+            reused = outcome.reused,
+            "published repodata"
+        );
         Ok(())
     }
 
@@ -85,7 +71,7 @@ impl Publisher {
 }
 
 /// Paths, relative to `chroot_dir`, of the packages of the builds that may be published.
-async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<String>> {
+async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut packages = Vec::new();
     let mut builds = tokio::fs::read_dir(chroot_dir).await?;
     while let Some(build) = builds.next_entry().await? {
@@ -98,7 +84,7 @@ async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<String>> {
         while let Some(file) = files.next_entry().await? {
             let name = file.file_name().to_string_lossy().into_owned();
             if name.ends_with(".rpm") && file.file_type().await?.is_file() {
-                packages.push(format!("{}/{name}", build.file_name().to_string_lossy()));
+                packages.push(Path::new(&build.file_name()).join(file.file_name()));
             }
         }
     }

@@ -1,5 +1,5 @@
 //! Publishing a chroot: only builds that succeeded reach the repodata, and `pubkey.gpg` is
-//! written beside it. Uses the real rpmbuild and createrepo_c (they must be installed).
+//! written beside it. Uses the real rpmbuild (it must be installed).
 
 use ferrocopr_repo_publisher::Publisher;
 use std::path::Path;
@@ -33,14 +33,21 @@ fn build_rpm(name: &str, into: &Path) {
     std::fs::remove_dir_all(into.join("top")).expect("remove topdir");
 }
 
+/// The primary.xml that `repomd.xml` names (older ones stay beside it for a while).
 fn primary_xml(chroot: &Path) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("zcat \"$1\"/repodata/*-primary.xml.gz")
-        .arg("sh")
-        .arg(chroot)
+    let repomd =
+        std::fs::read_to_string(chroot.join("repodata/repomd.xml")).expect("read repomd.xml");
+    let href = repomd
+        .split("<location href=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().expect("a closing quote"))
+        .find(|href| href.ends_with("-primary.xml.gz"))
+        .expect("repomd names a primary");
+    let out = Command::new("zcat")
+        .arg(chroot.join(href))
         .output()
         .expect("zcat");
+    assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

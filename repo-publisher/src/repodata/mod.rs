@@ -73,6 +73,12 @@ impl From<&PackageEntry> for RenderedPackage {
 /// and replaced by a full run.
 pub fn createrepo(dir: &Path, update: bool) -> anyhow::Result<Outcome> {
     let rpms = find_rpms(dir)?;
+    publish(dir, rpms, update)
+}
+
+/// Writes `dir/repodata` listing exactly `rpms` (paths relative to `dir`); with `update`, as
+/// [`createrepo`] does with it.
+pub fn publish(dir: &Path, rpms: Vec<PathBuf>, update: bool) -> anyhow::Result<Outcome> {
     let mut old = if update {
         old::read(dir).unwrap_or_else(|e| {
             tracing::warn!(dir = %dir.display(), "old repodata unreadable, reading every package: {e:#}");
