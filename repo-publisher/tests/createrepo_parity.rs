@@ -232,8 +232,11 @@ fn gunzip(path: &Path) -> String {
     out
 }
 
-/// One repository's metadata: repomd, and each package's elements by pkgid.
+/// One repository's metadata: each package's elements.
 struct Repodata {
+    /// Packages, as primary's `packages=` says and lists.
+    count: usize,
+    /// Primary's by pkgid and location href, the others' by pkgid.
     primary: BTreeMap<String, Element>,
     filelists: BTreeMap<String, Element>,
     other: BTreeMap<String, Element>,
@@ -274,18 +277,24 @@ fn read_repodata(dir: &Path) -> Repodata {
             .children
             .iter()
             .map(|p| {
+                // Copies of one RPM share a pkgid; primary tells them apart by location.
                 let id = if kind == "primary" {
-                    p.child("checksum").text.clone()
+                    format!(
+                        "{} {}",
+                        p.child("checksum").text,
+                        p.child("location").attr("href")
+                    )
                 } else {
                     p.attr("pkgid").to_owned()
                 };
                 (id, p.clone())
             })
             .collect();
-        assert_eq!(doc.attr("packages"), packages.len().to_string());
+        assert_eq!(doc.attr("packages"), doc.children.len().to_string());
         packages
     };
     Repodata {
+        count: docs["primary"].children.len(),
         primary: by_pkgid("primary"),
         filelists: by_pkgid("filelists"),
         other: by_pkgid("other"),
@@ -302,6 +311,7 @@ fn primary_of<'a>(repo: &'a Repodata, name: &str) -> &'a Element {
 /// Both repodata list the same packages, and say the same of each, element by element so that a
 /// failure names the field.
 fn assert_same_packages(ours: &Repodata, theirs: &Repodata) {
+    assert_eq!(ours.count, theirs.count, "package counts differ");
     for (kind, a, b) in [
         ("primary", &ours.primary, &theirs.primary),
         ("filelists", &ours.filelists, &theirs.filelists),
@@ -488,6 +498,13 @@ fn update_reuses_unchanged_packages_and_matches_a_full_createrepo_c() {
     let pool = build_pool(tmp.path());
     let ours = tmp.path().join("ours");
     copy_tree(&pool, &ours);
+    // A copy of one RPM under another name: two packages with one pkgid.
+    std::fs::create_dir_all(ours.join("copies")).expect("mkdir");
+    std::fs::copy(
+        ours.join("noarch/beta-2.5-1.noarch.rpm"),
+        ours.join("copies/beta-copy.rpm"),
+    )
+    .expect("copy beta");
     repodata::createrepo(&ours, false).expect("our createrepo");
     let first_repomd = std::fs::read(ours.join("repodata/repomd.xml")).expect("repomd");
 
@@ -502,8 +519,8 @@ fn update_reuses_unchanged_packages_and_matches_a_full_createrepo_c() {
     assert_eq!(
         outcome,
         repodata::Outcome {
-            packages: 3,
-            reused: 2
+            packages: 4,
+            reused: 3
         }
     );
     assert_ne!(
@@ -543,6 +560,6 @@ fn update_reuses_unchanged_packages_and_matches_a_full_createrepo_c() {
 
     // Nothing changed: everything is reused, and the metadata stays the same.
     let again = repodata::createrepo(&tmp.path().join("ours"), true).expect("update again");
-    assert_eq!(again.reused, 3);
+    assert_eq!(again.reused, 4);
     assert_same_packages(&ours, &read_repodata(&tmp.path().join("ours")));
 }

@@ -37,14 +37,16 @@ pub fn read(dir: &Path) -> anyhow::Result<HashMap<String, RenderedPackage>> {
         Ok(text)
     };
     let primary = open("primary")?;
-    let mut filelists = chunks_by_pkgid(&open("filelists")?)?;
-    let mut other = chunks_by_pkgid(&open("other")?)?;
+    let filelists = chunks_by_pkgid(&open("filelists")?)?;
+    let other = chunks_by_pkgid(&open("other")?)?;
 
     let mut packages = HashMap::new();
     for chunk in primary_chunks(&primary)? {
-        let (Some(filelists), Some(other)) =
-            (filelists.remove(&chunk.pkgid), other.remove(&chunk.pkgid))
-        else {
+        // Not taken out of the maps: copies of one RPM under several names share a pkgid.
+        let (Some(filelists), Some(other)) = (
+            filelists.get(&chunk.pkgid).cloned(),
+            other.get(&chunk.pkgid).cloned(),
+        ) else {
             // Inconsistent metadata: that package is read again.
             continue;
         };
