@@ -2,10 +2,11 @@
 //! can use.
 //!
 //! It writes `repodata/` for a chroot directory of the results tree and the project's
-//! `pubkey.gpg` (REFERENCE §2). Publishes of one directory are serialized, so two builds ending
-//! together never interleave their metadata writes. Repodata is written natively ([`repodata`]),
-//! reading only the packages that are new or changed since the last publish; its errors are
-//! returned in full, never swallowed (copr#3163).
+//! `pubkey.gpg` (REFERENCE §2). Publishes of one directory never interleave their metadata
+//! writes, and requests that pile up while one write runs are served by a single next write
+//! rather than one each (Copr queues them behind a lock). Repodata is written natively
+//! ([`repodata`]), reading only the packages that are new or changed since the last publish; its
+//! errors are returned in full, never swallowed (copr#3163).
 
 pub mod repodata;
 
@@ -13,12 +14,31 @@ use anyhow::Context;
 use ferrocopr_schema::task::{SIGNED_FILE, SUCCESS_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Publishes repositories under the results tree.
 #[derive(Debug, Default, Clone)]
 pub struct Publisher {
-    locks: Arc<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>>,
+    dirs: Arc<Mutex<HashMap<PathBuf, Arc<DirState>>>>,
+}
+
+/// The publish requests of one chroot directory.
+#[derive(Debug, Default)]
+struct DirState {
+    /// How many publishes were requested so far; each request's number is its position.
+    requested: AtomicU64,
+    /// Held while writing; holds the last request number a finished write took into account.
+    written: tokio::sync::Mutex<u64>,
+}
+
+/// What [`Publisher::publish_chroot`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// It wrote repodata.
+    Written(repodata::Outcome),
+    /// A write that started after this request was made, and so saw its builds, has finished.
+    Merged,
 }
 
 impl Publisher {
@@ -26,20 +46,29 @@ impl Publisher {
         Publisher::default()
     }
 
-    fn lock_for(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .locks
+    fn state_for(&self, dir: &Path) -> Arc<DirState> {
+        let mut dirs = self
+            .dirs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(locks.entry(dir.to_owned()).or_default())
+        Arc::clone(dirs.entry(dir.to_owned()).or_default())
     }
 
     /// (Re)writes `chroot_dir/repodata` from the packages of the builds that succeeded and were
     /// signed: a build directory counts only when it holds `success` and `signed`, so the
     /// packages of a failed, canceled or interrupted build never reach users.
-    pub async fn publish_chroot(&self, chroot_dir: &Path) -> anyhow::Result<()> {
-        let lock = self.lock_for(chroot_dir);
-        let _guard = lock.lock().await;
+    ///
+    /// Requests made while a write runs wait for it, and the first of them to go next writes for
+    /// all of them: its scan of the build directories starts after they were all made.
+    pub async fn publish_chroot(&self, chroot_dir: &Path) -> anyhow::Result<Published> {
+        let state = self.state_for(chroot_dir);
+        let mine = state.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut written = state.written.lock().await;
+        if *written >= mine {
+            return Ok(Published::Merged);
+        }
+        // Every request numbered up to here is served by the scan below.
+        let covers = state.requested.load(Ordering::SeqCst);
         let packages = published_packages(chroot_dir).await?;
         let dir = chroot_dir.to_owned();
         let outcome = tokio::task::spawn_blocking(move || repodata::publish(&dir, packages, true))
@@ -52,7 +81,9 @@ impl Publisher {
             reused = outcome.reused,
             "published repodata"
         );
-        Ok(())
+        // Left as it was after a failure: the waiting requests then write for themselves.
+        *written = covers;
+        Ok(Published::Written(outcome))
     }
 
     /// Writes the project's public key where `gpgkey=` of the repo file points.
