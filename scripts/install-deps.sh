@@ -2,7 +2,7 @@
 # Installs what ferrocopr needs on a Debian host, and nothing when it is all there already.
 #   rpm, rpm2cpio:             building SRPMs and RPMs (rpmbuild), decompressing SRPMs for DistGit
 #   cpio:                      the baseline of DistGit's import benchmark
-#   createrepo-c:              repodata
+#   createrepo-c:              the reference the native repodata writer is tested against (never run by ferrocopr)
 #   dnf, dnf-plugins-core:     `dnf copr enable` and installs in the end-to-end tests
 #   gnupg:                     reading key ids in tests
 #   libssl-dev, pkg-config, libclang-dev: the OpenSSL crypto backend of sequoia (bindgen)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that sets up and runs ferrocopr's tests: unit, integration and end to end
-# (real rpmbuild, createrepo_c, dnf with its copr plugin, SQLite and PostgreSQL).
+# (real rpmbuild, createrepo_c as a reference, dnf with its copr plugin, SQLite and PostgreSQL).
 # PostgreSQL is used at 127.0.0.1:5432 as user postgres (trust auth); ensure-postgres.sh sets one
 # up when none answers there. The tests that need it fail, never skip, without it.
 set -euo pipefail

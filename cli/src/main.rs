@@ -37,6 +37,15 @@ enum Command {
     /// Import one SRPM into a DistGit store, as the scheduler does after an SRPM build, and
     /// print the commits it made as JSON (for operators and for tests that kill an import).
     DistgitImport(DistgitImportArgs),
+    /// Write `DIR/repodata` from the RPMs under `DIR`, recursively, as `createrepo_c` does
+    /// (with ferrocopr's native writer, so the two can be put side by side).
+    Createrepo {
+        /// Reuse what the existing repodata says of packages whose file is unchanged.
+        #[arg(long)]
+        update: bool,
+        /// The repository directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -153,6 +162,23 @@ fn main() -> ExitCode {
                 .init();
             match distgit_import(args) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ferrocopr: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Createrepo { update, dir } => {
+            match ferrocopr_repo_publisher::repodata::createrepo(&dir, update) {
+                Ok(outcome) => {
+                    println!(
+                        "{}: {} packages ({} reused)",
+                        dir.join("repodata").display(),
+                        outcome.packages,
+                        outcome.reused
+                    );
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("ferrocopr: {e:#}");
                     ExitCode::FAILURE

@@ -2,16 +2,20 @@
 //! can use.
 //!
 //! It writes `repodata/` for a chroot directory of the results tree and the project's
-//! `pubkey.gpg` (REFERENCE §2). Publishes of one directory are serialized, so two builds ending
-//! together never interleave their metadata writes. For now repodata comes from `createrepo_c`;
-//! its errors are returned in full, never swallowed (copr#3163).
+//! `pubkey.gpg` (REFERENCE §2). Publishes of one directory never interleave their metadata
+//! writes, and requests that pile up while one write runs are served by a single next write
+//! rather than one each (Copr queues them behind a lock). Repodata is written natively
+//! ([`repodata`]), reading only the packages that are new or changed since the last publish; its
+//! errors are returned in full, never swallowed (copr#3163).
 
-use anyhow::{Context, bail};
+pub mod repodata;
+
+use anyhow::Context;
 use ferrocopr_schema::task::{SIGNED_FILE, SUCCESS_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::process::Command;
 
 /// Signs a chroot's `repomd.xml` with its project's key, so `repo_gpgcheck=1` works (Copr
 /// leaves repository metadata unsigned, copr#2644). The scheduler implements it over the
@@ -22,13 +26,28 @@ pub trait RepomdSigner: Send + Sync {
     async fn sign_repomd(&self, repomd: Vec<u8>) -> anyhow::Result<Vec<u8>>;
 }
 
-/// The signature file dnf fetches next to `repomd.xml` when `repo_gpgcheck=1`.
-pub const REPOMD_SIGNATURE: &str = "repomd.xml.asc";
-
 /// Publishes repositories under the results tree.
 #[derive(Debug, Default, Clone)]
 pub struct Publisher {
-    locks: Arc<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>>,
+    dirs: Arc<Mutex<HashMap<PathBuf, Arc<DirState>>>>,
+}
+
+/// The publish requests of one chroot directory.
+#[derive(Debug, Default)]
+struct DirState {
+    /// How many publishes were requested so far; each request's number is its position.
+    requested: AtomicU64,
+    /// Held while writing; holds the last request number a finished write took into account.
+    written: tokio::sync::Mutex<u64>,
+}
+
+/// What [`Publisher::publish_chroot`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// It wrote repodata.
+    Written(repodata::Outcome),
+    /// A write that started after this request was made, and so saw its builds, has finished.
+    Merged,
 }
 
 impl Publisher {
@@ -36,76 +55,72 @@ impl Publisher {
         Publisher::default()
     }
 
-    fn lock_for(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .locks
+    fn state_for(&self, dir: &Path) -> Arc<DirState> {
+        let mut dirs = self
+            .dirs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(locks.entry(dir.to_owned()).or_default())
+        Arc::clone(dirs.entry(dir.to_owned()).or_default())
     }
 
     /// (Re)writes `chroot_dir/repodata` from the packages of the builds that succeeded and were
     /// signed: a build directory counts only when it holds `success` and `signed`, so the
     /// packages of a failed, canceled or interrupted build never reach users.
-    pub async fn publish_chroot(&self, chroot_dir: &Path) -> anyhow::Result<()> {
-        let lock = self.lock_for(chroot_dir);
-        let _guard = lock.lock().await;
-        self.write_repodata(chroot_dir).await
+    ///
+    /// Requests made while a write runs wait for it, and the first of them to go next writes for
+    /// all of them: its scan of the build directories starts after they were all made.
+    pub async fn publish_chroot(&self, chroot_dir: &Path) -> anyhow::Result<Published> {
+        self.publish(chroot_dir, None).await
     }
 
-    /// [`Publisher::publish_chroot`], then `repodata/repomd.xml.asc` signed by `signer`, under
-    /// the same lock, so the signature always belongs to the `repomd.xml` beside it once the
-    /// publish is over. A signing failure fails the publish.
+    /// [`Publisher::publish_chroot`] with `repodata/repomd.xml.asc` signed by `signer`, written
+    /// just before the new `repomd.xml` is renamed into place. A signing failure fails the
+    /// publish and leaves the old metadata as it was.
     pub async fn publish_chroot_signed(
         &self,
         chroot_dir: &Path,
-        signer: &dyn RepomdSigner,
-    ) -> anyhow::Result<()> {
-        let lock = self.lock_for(chroot_dir);
-        let _guard = lock.lock().await;
-        self.write_repodata(chroot_dir).await?;
-        let repodata = chroot_dir.join("repodata");
-        let repomd = tokio::fs::read(repodata.join("repomd.xml"))
-            .await
-            .with_context(|| format!("reading {}/repomd.xml", repodata.display()))?;
-        let signature = signer
-            .sign_repomd(repomd)
-            .await
-            .context("signing repomd.xml")?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&repodata)?;
-        std::io::Write::write_all(&mut tmp, &signature)?;
-        tmp.persist(repodata.join(REPOMD_SIGNATURE))?;
-        Ok(())
+        signer: Arc<dyn RepomdSigner>,
+    ) -> anyhow::Result<Published> {
+        self.publish(chroot_dir, Some(signer)).await
     }
 
-    async fn write_repodata(&self, chroot_dir: &Path) -> anyhow::Result<()> {
+    async fn publish(
+        &self,
+        chroot_dir: &Path,
+        signer: Option<Arc<dyn RepomdSigner>>,
+    ) -> anyhow::Result<Published> {
+        let state = self.state_for(chroot_dir);
+        let mine = state.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut written = state.written.lock().await;
+        if *written >= mine {
+            return Ok(Published::Merged);
+        }
+        // Every request numbered up to here is served by the scan below.
+        let covers = state.requested.load(Ordering::SeqCst);
         let packages = published_packages(chroot_dir).await?;
-        let list = chroot_dir.join(".published-packages");
-        tokio::fs::write(&list, packages.join("\n") + "\n").await?;
-        let update = chroot_dir.join("repodata/repomd.xml").exists();
-        let mut cmd = Command::new("createrepo_c");
-        cmd.arg("--no-database")
-            .arg("--quiet")
-            .arg("--pkglist")
-            .arg(&list);
-        if update {
-            cmd.arg("--update");
-        }
-        let output = cmd
-            .arg(chroot_dir)
-            .output()
-            .await
-            .context("running createrepo_c (is the createrepo-c package installed?)")?;
-        if !output.status.success() {
-            bail!(
-                "createrepo_c {} failed ({}): {}",
-                chroot_dir.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        tracing::info!(dir = %chroot_dir.display(), "published repodata");
-        Ok(())
+        let dir = chroot_dir.to_owned();
+        let runtime = tokio::runtime::Handle::current();
+        let outcome = tokio::task::spawn_blocking(move || {
+            // The writer runs on a blocking thread; the signer is asked from there.
+            let sign = |repomd: &[u8]| match &signer {
+                Some(signer) => runtime.block_on(signer.sign_repomd(repomd.to_vec())),
+                None => anyhow::bail!("no signer"),
+            };
+            let sign: Option<repodata::SignRepomd<'_>> = signer.is_some().then_some(&sign);
+            repodata::publish(&dir, packages, true, sign)
+        })
+        .await
+        .context("the repodata writer panicked")?
+        .with_context(|| format!("writing repodata of {}", chroot_dir.display()))?;
+        tracing::info!(
+            dir = %chroot_dir.display(),
+            packages = outcome.packages,
+            reused = outcome.reused,
+            "published repodata"
+        );
+        // Left as it was after a failure: the waiting requests then write for themselves.
+        *written = covers;
+        Ok(Published::Written(outcome))
     }
 
     /// Writes the project's public key where `gpgkey=` of the repo file points.
@@ -124,7 +139,7 @@ impl Publisher {
 }
 
 /// Paths, relative to `chroot_dir`, of the packages of the builds that may be published.
-async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<String>> {
+async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut packages = Vec::new();
     let mut builds = tokio::fs::read_dir(chroot_dir).await?;
     while let Some(build) = builds.next_entry().await? {
@@ -137,7 +152,7 @@ async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<String>> {
         while let Some(file) = files.next_entry().await? {
             let name = file.file_name().to_string_lossy().into_owned();
             if name.ends_with(".rpm") && file.file_type().await?.is_file() {
-                packages.push(format!("{}/{name}", build.file_name().to_string_lossy()));
+                packages.push(Path::new(&build.file_name()).join(file.file_name()));
             }
         }
     }

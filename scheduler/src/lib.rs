@@ -778,27 +778,27 @@ impl Scheduler {
         self.publisher
             .publish_pubkey(&self.dir_of(build), &key)
             .await?;
-        let signer = ProjectSigner {
-            signer: self.signer.as_ref(),
-            project: &build.project,
-        };
+        let signer = Arc::new(ProjectSigner {
+            signer: Arc::clone(&self.signer),
+            project: build.project.clone(),
+        });
         self.publisher
-            .publish_chroot_signed(chroot_dir, &signer)
+            .publish_chroot_signed(chroot_dir, signer)
             .await?;
         Ok(true)
     }
 }
 
 /// The project's key as the publisher's [`RepomdSigner`].
-struct ProjectSigner<'a> {
-    signer: &'a dyn SignerClient,
-    project: &'a ProjectRef,
+struct ProjectSigner {
+    signer: Arc<dyn SignerClient>,
+    project: ProjectRef,
 }
 
 #[async_trait::async_trait]
-impl RepomdSigner for ProjectSigner<'_> {
+impl RepomdSigner for ProjectSigner {
     async fn sign_repomd(&self, repomd: Vec<u8>) -> anyhow::Result<Vec<u8>> {
-        let signature = self.signer.sign(self.project, repomd).await?;
+        let signature = self.signer.sign(&self.project, repomd).await?;
         armor_signature(&signature)
     }
 }
