@@ -107,12 +107,6 @@ impl DistGit {
         )
     }
 
-    /// `file://…` URL of the package's bare repository, for tools on this machine.
-    pub fn repo_url(&self, owner: &str, dirname: &str, package: &str) -> String {
-        let path = import::repo_path(&self.repos_dir(), owner, dirname, package);
-        format!("file://{}", url_path(&path.to_string_lossy()))
-    }
-
     /// The URL builders clone the package's repository from:
     /// `<base>/git/<owner>/<dir>/<pkg>.git`, where `base` is where [`DistGit::router`] is
     /// served (e.g. `http://host:8080/distgit`).
@@ -137,32 +131,12 @@ impl DistGit {
     }
 }
 
-/// Percent-encodes what libgit2 would otherwise decode or misread in a `file://` path.
-fn url_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b':' | b'@')
-        {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn repo_urls() {
-        let dg = DistGit::new(PathBuf::from("/srv/distgit"));
-        assert_eq!(
-            dg.repo_url("alice", "hello:pr:3", "hello"),
-            "file:///srv/distgit/repos/alice/hello:pr:3/hello.git"
-        );
-        assert_eq!(url_path("/a b/%c"), "/a%20b/%25c");
         assert_eq!(
             DistGit::http_repo_url(
                 "http://127.0.0.1:8080/distgit/",

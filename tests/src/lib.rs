@@ -13,6 +13,7 @@ mod fake_gitlab;
 pub mod fake_resalloc;
 pub mod files;
 pub mod http;
+pub mod packages;
 mod postgres;
 pub mod process;
 pub mod repo;

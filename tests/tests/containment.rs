@@ -3,10 +3,7 @@
 //! it pointed to is never served.
 
 use ferrocopr_schema::State;
-use ferrocopr_schema::model::ProjectRef;
-use ferrocopr_tests::{DbKind, Submission, TestEnv};
-use std::path::Path;
-use std::process::Command;
+use ferrocopr_tests::{DbKind, TestEnv, packages};
 
 const CHROOT: &str = "fedora-41-x86_64";
 
@@ -30,36 +27,11 @@ ln -s /etc/passwd %{_rpmdir}/passwd.txt
 /usr/share/sneaky/x
 ";
 
-fn srpm_in(dir: &Path) -> Vec<u8> {
-    std::fs::write(dir.join("sneaky.spec"), SPEC).expect("spec");
-    let define = |k: &str, v: &Path| format!("{k} {}", v.display());
-    let status = Command::new("rpmbuild")
-        .args(["-bs", "--nodeps"])
-        .arg(dir.join("sneaky.spec"))
-        .args(["--define", &define("_topdir", &dir.join("top"))])
-        .args(["--define", &define("_srcrpmdir", dir)])
-        .status()
-        .expect("rpmbuild");
-    assert!(status.success());
-    std::fs::read(dir.join("sneaky-1.0-1.src.rpm")).expect("the SRPM")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_linking_out_is_rejected() {
     let env = TestEnv::start(DbKind::Sqlite).await;
-    let srpm = srpm_in(&env.scratch("sneaky"));
-    let submission = Submission {
-        project: ProjectRef {
-            owner: "alice".into(),
-            project: "sneaky".into(),
-        },
-        dirname: None,
-        chroots: vec![CHROOT.to_owned()],
-        submitter: "alice".into(),
-        enable_net: false,
-        timeout: None,
-        bconds: Default::default(),
-    };
+    let srpm = packages::srpm(&env.scratch("sneaky"), "sneaky", SPEC);
+    let submission = packages::submission("sneaky", CHROOT);
     let id = env
         .submissions()
         .await

@@ -5,27 +5,9 @@
 use ferrocopr_schema::model::Bconds;
 use ferrocopr_schema::task::{BuilderTask, RESULTS_FILE, Results, SUCCESS_FILE, TaskKind};
 use ferrocopr_tests::builder_bin::ferrocopr_binary;
+use ferrocopr_tests::packages::HELLO_SPEC;
 use std::path::Path;
 use std::process::Command;
-
-const SPEC: &str = "\
-Name:           hello
-Version:        1.0
-Release:        1%{?dist}
-Summary:        A greeting
-License:        MIT
-BuildArch:      noarch
-
-%description
-Says hello.
-
-%install
-mkdir -p %{buildroot}/usr/share/hello
-echo hello > %{buildroot}/usr/share/hello/hello.txt
-
-%files
-/usr/share/hello/hello.txt
-";
 
 const FAKE_MOCK: &str = r#"#!/bin/sh
 printf '%s\n' "$@" > "$MOCK_ARGS"
@@ -60,7 +42,7 @@ fn the_rpm_task_uses_mock_when_the_host_has_it() {
     let repo = tmp.path().join("hello.git");
     std::fs::create_dir(&repo).expect("repo");
     git(&repo, &["init", "-q", "-b", "f41"]);
-    std::fs::write(repo.join("hello.spec"), SPEC).expect("spec");
+    std::fs::write(repo.join("hello.spec"), HELLO_SPEC).expect("spec");
     std::fs::write(repo.join("sources"), "").expect("sources");
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "import"]);

@@ -3,62 +3,16 @@
 //! `repomd.xml` changed after signing, or one without its signature, is refused by dnf.
 
 use ferrocopr_schema::State;
-use ferrocopr_schema::model::ProjectRef;
-use ferrocopr_tests::{DbKind, Submission, TestEnv};
-use std::path::Path;
-use std::process::Command;
+use ferrocopr_tests::packages::{self, HELLO_SPEC};
+use ferrocopr_tests::{DbKind, TestEnv};
 
 const CHROOT: &str = "fedora-41-x86_64";
-
-const SPEC: &str = "\
-Name:           hello
-Version:        1.0
-Release:        1%{?dist}
-Summary:        A greeting
-License:        MIT
-BuildArch:      noarch
-
-%description
-Says hello.
-
-%install
-mkdir -p %{buildroot}/usr/share/hello
-echo hello > %{buildroot}/usr/share/hello/hello.txt
-
-%files
-/usr/share/hello/hello.txt
-";
-
-fn srpm_in(dir: &Path) -> Vec<u8> {
-    std::fs::write(dir.join("hello.spec"), SPEC).expect("spec");
-    let define = |k: &str, v: &Path| format!("{k} {}", v.display());
-    let status = Command::new("rpmbuild")
-        .args(["-bs", "--nodeps"])
-        .arg(dir.join("hello.spec"))
-        .args(["--define", &define("_topdir", &dir.join("top"))])
-        .args(["--define", &define("_srcrpmdir", dir)])
-        .status()
-        .expect("rpmbuild");
-    assert!(status.success());
-    std::fs::read(dir.join("hello-1.0-1.src.rpm")).expect("the SRPM")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnf_checks_the_signed_metadata() {
     let env = TestEnv::start(DbKind::Sqlite).await;
-    let srpm = srpm_in(&env.scratch("srpm"));
-    let submission = Submission {
-        project: ProjectRef {
-            owner: "alice".into(),
-            project: "hello".into(),
-        },
-        dirname: None,
-        chroots: vec![CHROOT.to_owned()],
-        submitter: "alice".into(),
-        enable_net: false,
-        timeout: None,
-        bconds: Default::default(),
-    };
+    let srpm = packages::srpm(&env.scratch("srpm"), "hello", HELLO_SPEC);
+    let submission = packages::submission("hello", CHROOT);
     let id = env
         .submissions()
         .await

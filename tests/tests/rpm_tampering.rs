@@ -4,34 +4,15 @@
 //! repository of its own (written by `ferrocopr createrepo`), so dnf's only objection can be
 //! the package itself.
 
-use ferrocopr_schema::model::ProjectRef;
 use ferrocopr_schema::{BuildId, State};
 use ferrocopr_tests::builder_bin::ferrocopr_binary;
-use ferrocopr_tests::{DbKind, Submission, TestEnv};
+use ferrocopr_tests::packages::{self, HELLO_SPEC};
+use ferrocopr_tests::{DbKind, TestEnv};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const CHROOT: &str = "fedora-41-x86_64";
 const RPM: &str = "hello-1.0-1.fc41.noarch.rpm";
-
-const SPEC: &str = "\
-Name:           hello
-Version:        1.0
-Release:        1%{?dist}
-Summary:        A greeting
-License:        MIT
-BuildArch:      noarch
-
-%description
-Says hello.
-
-%install
-mkdir -p %{buildroot}/usr/share/hello
-echo hello > %{buildroot}/usr/share/hello/hello.txt
-
-%files
-/usr/share/hello/hello.txt
-";
 
 fn check(cmd: &mut Command) {
     let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -40,7 +21,7 @@ fn check(cmd: &mut Command) {
 
 /// The SRPM, and the same package built here without any signature.
 fn srpm_and_unsigned_rpm(dir: &Path) -> (Vec<u8>, PathBuf) {
-    std::fs::write(dir.join("hello.spec"), SPEC).expect("spec");
+    std::fs::write(dir.join("hello.spec"), HELLO_SPEC).expect("spec");
     let define = |k: &str, v: &Path| format!("{k} {}", v.display());
     check(
         Command::new("rpmbuild")
@@ -60,18 +41,7 @@ fn srpm_and_unsigned_rpm(dir: &Path) -> (Vec<u8>, PathBuf) {
 }
 
 async fn build(env: &TestEnv, project: &str, srpm: &[u8]) -> BuildId {
-    let submission = Submission {
-        project: ProjectRef {
-            owner: "alice".into(),
-            project: project.into(),
-        },
-        dirname: None,
-        chroots: vec![CHROOT.to_owned()],
-        submitter: "alice".into(),
-        enable_net: false,
-        timeout: None,
-        bconds: Default::default(),
-    };
+    let submission = packages::submission(project, CHROOT);
     let id = env
         .submissions()
         .await

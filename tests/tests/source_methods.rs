@@ -4,10 +4,10 @@
 //! rebuild from our own DistGit alone once the forge, the original SRPM and the web are gone.
 //! The upload also carries a `--with` conditional through to rpmbuild.
 
-use ferrocopr_schema::model::{Bconds, DistgitInstance, ProjectRef};
+use ferrocopr_schema::model::DistgitInstance;
 use ferrocopr_schema::{BuildId, State};
 use ferrocopr_tests::files::FileServer;
-use ferrocopr_tests::{DbKind, Status, Submission, TestEnv};
+use ferrocopr_tests::{DbKind, Status, Submission, TestEnv, packages};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -85,18 +85,7 @@ fn srpm_in(dir: &Path) -> PathBuf {
 }
 
 fn submission(project: &str) -> Submission {
-    Submission {
-        project: ProjectRef {
-            owner: "alice".into(),
-            project: project.into(),
-        },
-        dirname: None,
-        chroots: vec![CHROOT.to_owned()],
-        submitter: "alice".into(),
-        enable_net: false,
-        timeout: None,
-        bconds: Bconds::default(),
-    }
+    packages::submission(project, CHROOT)
 }
 
 /// Waits for build `id` and checks it ended with `hello`'s RPM in its results; returns the

@@ -1,0 +1,64 @@
+//! Packages the end-to-end tests build and submit: a spec made into an SRPM with the real
+//! rpmbuild, and the submission that uploads one for alice, as the API would.
+
+use crate::Submission;
+use ferrocopr_schema::model::ProjectRef;
+use std::path::Path;
+use std::process::Command;
+
+/// A noarch package that installs one file, `/usr/share/hello/hello.txt`.
+pub const HELLO_SPEC: &str = "\
+Name:           hello
+Version:        1.0
+Release:        1%{?dist}
+Summary:        A greeting
+License:        MIT
+BuildArch:      noarch
+
+%description
+Says hello.
+
+%install
+mkdir -p %{buildroot}/usr/share/hello
+echo hello > %{buildroot}/usr/share/hello/hello.txt
+
+%files
+/usr/share/hello/hello.txt
+";
+
+/// Writes `spec` as `<name>.spec` into `dir` and makes `<name>-1.0-1.src.rpm` there with
+/// `rpmbuild -bs`; returns the SRPM's bytes. Panics if rpmbuild fails.
+pub fn srpm(dir: &Path, name: &str, spec: &str) -> Vec<u8> {
+    let spec_file = dir.join(format!("{name}.spec"));
+    std::fs::write(&spec_file, spec).expect("write the spec");
+    let define = |k: &str, v: &Path| format!("{k} {}", v.display());
+    let status = Command::new("rpmbuild")
+        .args(["-bs", "--nodeps"])
+        .arg(&spec_file)
+        .args(["--define", &define("_topdir", &dir.join("top"))])
+        .args(["--define", &define("_srcrpmdir", dir)])
+        .status()
+        .expect("run rpmbuild");
+    assert!(
+        status.success(),
+        "rpmbuild -bs {} failed",
+        spec_file.display()
+    );
+    std::fs::read(dir.join(format!("{name}-1.0-1.src.rpm"))).expect("the SRPM")
+}
+
+/// alice asks for a build of `alice/<project>` in `chroot`, offline, with the defaults.
+pub fn submission(project: &str, chroot: &str) -> Submission {
+    Submission {
+        project: ProjectRef {
+            owner: "alice".into(),
+            project: project.into(),
+        },
+        dirname: None,
+        chroots: vec![chroot.to_owned()],
+        submitter: "alice".into(),
+        enable_net: false,
+        timeout: None,
+        bconds: Default::default(),
+    }
+}
