@@ -71,11 +71,15 @@ pub fn app(state: BotState) -> Router {
         .route("/", get(|| async { "ferrocopr\n" }))
         .route(
             "/webhooks/github",
-            post(webhook::github).layer(DefaultBodyLimit::max(webhook::BODY_LIMIT)),
+            post(webhook::github)
+                .layer(DefaultBodyLimit::max(webhook::BODY_LIMIT))
+                .layer(axum::middleware::from_fn(webhook::refuse_oversized)),
         )
         .route(
             "/webhooks/gitlab",
-            post(webhook::gitlab).layer(DefaultBodyLimit::max(webhook::BODY_LIMIT)),
+            post(webhook::gitlab)
+                .layer(DefaultBodyLimit::max(webhook::BODY_LIMIT))
+                .layer(axum::middleware::from_fn(webhook::refuse_oversized)),
         )
         .route(
             "/coprs/{owner}/{dirname}/repo/{name_release}/dnf.repo",

@@ -166,6 +166,7 @@ pub const BAD_SIGNATURE: &str = "webhook signature does not verify";
 pub const MISSING_HEADER: &str = "missing webhook header";
 pub const BUILD_NOT_FOUND: &str = "No such build.";
 pub const NOT_UTF8: &str = "body is not UTF-8";
+pub const TOO_LARGE: &str = "webhook payload too large";
 pub const INTERNAL_ERROR: &str = "internal error";
 
 // Builds requested through the API or the command line (`submit`).

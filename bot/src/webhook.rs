@@ -19,6 +19,24 @@ use subtle::ConstantTimeEq;
 /// less (a push with many commits is a few hundred KB).
 pub const BODY_LIMIT: usize = 5 * 1024 * 1024;
 
+/// Answers 413 at once when `Content-Length` announces more than [`BODY_LIMIT`], before a byte
+/// of the body is read; a body that lies about its length is still cut at the limit by
+/// `DefaultBodyLimit`.
+pub async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > BODY_LIMIT as u64) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, texts::TOO_LARGE).into_response();
+    }
+    next.run(request).await
+}
+
 /// A webhook secret; never printed.
 #[derive(Clone)]
 pub struct Secret(String);

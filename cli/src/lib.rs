@@ -50,6 +50,9 @@ pub struct Config {
     /// How long a closed pull request's CoprDir is kept (Copr keeps them 40 days, Packit 60;
     /// ours defaults to 30).
     pub pr_dir_retention: Duration,
+    /// Days superseded builds stay in the repositories of projects that set no period of their
+    /// own (Copr's backend keeps them 14).
+    pub prune_days: u32,
     /// The program builders run: this binary, started as `<program> builder --task T --resultdir D`.
     pub builder_program: PathBuf,
     /// How many builds the local builder pool runs at once.
@@ -188,6 +191,7 @@ pub async fn run(
         wake: scheduler_wake,
         changed: reporter_wake,
         retention_wake,
+        prune_days: config.prune_days,
         live: LiveBuilds::default(),
     };
 

@@ -123,6 +123,10 @@ struct ServeArgs {
     /// Days a closed pull request's CoprDir is kept before it is deleted.
     #[arg(long, env = "FERROCOPR_PR_RETENTION_DAYS", default_value_t = 30)]
     pr_retention_days: u64,
+    /// Days a build superseded by a later one of the same package stays in the repository,
+    /// for projects that set no period of their own.
+    #[arg(long, env = "FERROCOPR_PRUNE_DAYS", default_value_t = ferrocopr_scheduler::prune::DEFAULT_PRUNE_DAYS)]
+    prune_days: u32,
     /// How many builds the local builder pool runs at once (0: none; builds wait queued).
     #[arg(long, env = "FERROCOPR_LOCAL_BUILDERS", default_value_t = 2)]
     local_builders: usize,
@@ -268,6 +272,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         gitlab_token,
         gitlab_url: args.gitlab_url,
         pr_dir_retention: std::time::Duration::from_secs(args.pr_retention_days * 24 * 3600),
+        prune_days: args.prune_days,
         builder_program: std::env::current_exe()?,
         local_builders: args.local_builders,
         scheduler_config: args.scheduler_config.clone(),

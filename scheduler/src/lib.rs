@@ -13,6 +13,7 @@ pub mod arches;
 pub mod config;
 pub mod host;
 pub mod pools;
+pub mod prune;
 pub mod queue;
 mod reasons;
 pub mod remote;
@@ -86,6 +87,9 @@ pub struct Scheduler {
     pub changed: Arc<Notify>,
     /// Rung when a CoprDir was scheduled for deletion ([`retention`]).
     pub retention_wake: Arc<Notify>,
+    /// Days superseded builds stay published in projects that set no period of their own
+    /// ([`prune`]; [`prune::DEFAULT_PRUNE_DAYS`] by default).
+    pub prune_days: u32,
     /// Builds with a task running in this process; start with `LiveBuilds::default()`.
     pub live: LiveBuilds,
 }
@@ -143,6 +147,7 @@ impl Scheduler {
             let (wake, shutdown) = (Arc::clone(&this.retention_wake), shutdown.clone());
             async move { retention::run(db, &results_dir, wake, shutdown).await }
         });
+        let pruning = tokio::spawn(prune::run(Arc::clone(&this), shutdown.clone()));
         let mut fairness = Fairness::default();
         loop {
             if let Err(e) = this.apply_cancels().await {
@@ -157,6 +162,7 @@ impl Scheduler {
                 () = tokio::time::sleep(POLL_INTERVAL) => {}
                 () = shutdown.cancelled() => {
                     retention.await?;
+                    pruning.await?;
                     return Ok(());
                 }
             }
@@ -724,6 +730,11 @@ impl Scheduler {
                     }
                 };
                 self.chroot(chroot, chroot.state, event).await?;
+                if event == Event::Succeed
+                    && let Err(e) = self.prune(Some((build.id, &chroot.chroot))).await
+                {
+                    tracing::warn!(error = format!("{e:#}"), "pruning after a publish failed");
+                }
             }
             Ok(BuilderOutcome::Failed) => {
                 self.chroot(chroot, chroot.state, Event::Fail).await?;
@@ -778,14 +789,20 @@ impl Scheduler {
         self.publisher
             .publish_pubkey(&self.dir_of(build), &key)
             .await?;
+        self.publish_signed(&build.project, chroot_dir).await?;
+        Ok(true)
+    }
+
+    /// Writes the chroot's repodata, `repomd.xml.asc` signed with the project's key.
+    async fn publish_signed(&self, project: &ProjectRef, chroot_dir: &Path) -> anyhow::Result<()> {
         let signer = Arc::new(ProjectSigner {
             signer: Arc::clone(&self.signer),
-            project: build.project.clone(),
+            project: project.clone(),
         });
         self.publisher
             .publish_chroot_signed(chroot_dir, signer)
             .await?;
-        Ok(true)
+        Ok(())
     }
 }
 

@@ -58,7 +58,7 @@ pub async fn sweep(db: &Db, results_dir: &Path) -> anyhow::Result<()> {
 
 /// One path component, not `..` or `/`: what Copr's name rules allow, checked again here
 /// because this is where a bad name would delete the wrong thing.
-fn is_plain(name: &str) -> bool {
+pub(crate) fn is_plain(name: &str) -> bool {
     let mut components = Path::new(name).components();
     matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none()
 }

@@ -149,6 +149,7 @@ async fn start(db: Db, dir: tempfile::TempDir, slots: usize, limits: Limits) -> 
         wake: Arc::new(Notify::new()),
         changed: Arc::new(Notify::new()),
         retention_wake: Arc::new(Notify::new()),
+        prune_days: ferrocopr_scheduler::prune::DEFAULT_PRUNE_DAYS,
         live: LiveBuilds::default(),
     };
     let stop = CancellationToken::new();

@@ -5,7 +5,9 @@
 //! `Any` driver; both accept `$N` placeholders. State changes take a [`Transition`] and are
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
+mod prune;
 mod queue;
+pub use prune::{PruneCandidate, Pruning};
 pub use queue::{QueuedTask, sandbox};
 
 use crate::model::{Bconds, BuildId, BuildSource, ForgeOrigin, ProjectRef};

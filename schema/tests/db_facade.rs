@@ -5,7 +5,7 @@
 //! test fails, it does not skip.
 
 use ferrocopr_schema::copr_yaml::SrpmMethod;
-use ferrocopr_schema::db::{BuildRequest, ImportedChroot};
+use ferrocopr_schema::db::{BuildRequest, ImportedChroot, Pruning};
 use ferrocopr_schema::{BuildId, BuildSource, Db, Event, Part, ProjectRef, State};
 use sqlx::Connection;
 
@@ -387,6 +387,103 @@ async fn reporting_and_retention_script(db: &Db) {
     );
 }
 
+/// A build of `hello` in `project` whose one chroot succeeded, moved as the scheduler moves it.
+async fn succeeded_build(db: &Db, project: &str, trigger: &str) -> BuildId {
+    let mut req = request(trigger);
+    req.project.project = project.into();
+    req.dirname = project.into();
+    req.chroots = vec!["fedora-41-x86_64".into()];
+    req.cancel_superseded = false;
+    let id = db
+        .request_build(&req)
+        .await
+        .expect("request")
+        .expect("new build");
+    let mut state = State::Pending;
+    for event in [Event::Start, Event::Run, Event::Import] {
+        let t = state.next(Part::Source, event).expect("legal");
+        assert!(db.move_source(id, t).await.expect("move"));
+        state = t.to();
+    }
+    let t = state.next(Part::Source, Event::Succeed).expect("legal");
+    let imported = [ImportedChroot {
+        chroot: "fedora-41-x86_64".into(),
+        git_hash: "abc".into(),
+    }];
+    assert!(
+        db.finish_import(id, t, "hello", "1.0-1", &imported)
+            .await
+            .expect("import")
+    );
+    let mut state = State::Pending;
+    for event in [Event::Start, Event::Run, Event::Succeed] {
+        let t = state.next(Part::Chroot, event).expect("legal");
+        assert!(
+            db.move_chroot(id, "fedora-41-x86_64", t)
+                .await
+                .expect("move")
+        );
+        state = t.to();
+    }
+    id
+}
+
+/// Pruning: a build-chroot is due once a later successful build of its package has been done
+/// for the project's period; never with auto_prune off; once marked, never again.
+async fn pruning_script(db: &Db) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let project = |name: &str| ProjectRef {
+        owner: "alice".into(),
+        project: name.into(),
+    };
+    let old = succeeded_build(db, "pruned", "p1").await;
+    let new = succeeded_build(db, "pruned", "p2").await;
+    let kept_old = succeeded_build(db, "kept", "k1").await;
+    succeeded_build(db, "kept", "k2").await;
+    db.set_pruning(&project("kept"), Pruning::Off)
+        .await
+        .expect("set");
+    assert_eq!(
+        db.pruning(&project("kept")).await.expect("read"),
+        Pruning::Off
+    );
+    assert_eq!(
+        db.pruning(&project("pruned")).await.expect("read"),
+        Pruning::Default
+    );
+    let due = |at: i64, days: u32, scope: Option<(BuildId, &'static str)>| {
+        let db = db.clone();
+        async move {
+            db.builds_to_prune(at, days, scope)
+                .await
+                .expect("query")
+                .into_iter()
+                .map(|c| (c.build_id, c.chroot, c.package))
+                .collect::<Vec<_>>()
+        }
+    };
+    let expected = vec![(old, "fedora-41-x86_64".to_owned(), "hello".to_owned())];
+    // The instance default, 14 days: not yet; a day after that, yes.
+    assert_eq!(due(now, 14, None).await, []);
+    assert_eq!(due(now + 15 * 86_400, 14, None).await, expected);
+    // The project's own period wins over the default.
+    db.set_pruning(&project("pruned"), Pruning::AfterDays(0))
+        .await
+        .expect("set");
+    assert_eq!(due(now, 14, None).await, expected);
+    assert_eq!(
+        due(now, 14, Some((new, "fedora-41-x86_64"))).await,
+        expected
+    );
+    assert_eq!(due(now, 14, Some((new, "epel-9-x86_64"))).await, []);
+    assert_eq!(due(now, 14, Some((kept_old, "fedora-41-x86_64"))).await, []);
+    db.mark_pruned(old, "fedora-41-x86_64").await.expect("mark");
+    assert_eq!(due(now + 100 * 86_400, 14, None).await, []);
+}
+
 #[tokio::test]
 async fn facade_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -395,6 +492,7 @@ async fn facade_on_sqlite() {
         dir.path().join("db.sqlite").display()
     );
     facade_script(Db::connect(&url).await.expect("connect")).await;
+    pruning_script(&Db::connect(&url).await.expect("connect")).await;
     // Migrations are idempotent: opening again applies nothing twice.
     Db::connect(&url).await.expect("reopen").close().await;
 }
@@ -403,6 +501,7 @@ async fn facade_on_sqlite() {
 async fn facade_on_postgres() {
     let (url, name) = fresh_postgres().await;
     facade_script(Db::connect(&url).await.expect("connect")).await;
+    pruning_script(&Db::connect(&url).await.expect("connect")).await;
     Db::connect(&url).await.expect("reopen").close().await;
     drop_postgres(&name).await;
 }

@@ -113,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         gitlab_token: None,
         gitlab_url: "https://gitlab.com".to_owned(),
         pr_dir_retention: Duration::from_secs(30 * 24 * 3600),
+        prune_days: ferrocopr_scheduler::prune::DEFAULT_PRUNE_DAYS,
         builder_program: "/bin/false".into(),
         local_builders: 0,
         scheduler_config: None,

@@ -99,3 +99,46 @@ pub async fn post(url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> H
     .await
     .expect("the HTTP POST task panicked")
 }
+
+/// `POST url` that announces a body of `content_length` bytes but sends only the request head,
+/// then reads the answer: what a server that refuses oversized bodies up front must answer
+/// without waiting for the body. Returns the status code.
+pub async fn post_head_only(url: &str, headers: Vec<(String, String)>, content_length: u64) -> u16 {
+    use std::io::{Read, Write};
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let rest = url
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("{url} is not plain http"));
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut stream = std::net::TcpStream::connect(authority)
+            .unwrap_or_else(|e| panic!("connect to {authority}: {e}"));
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {content_length}\r\n"
+        );
+        for (name, value) in &headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream
+            .write_all(head.as_bytes())
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            let n = stream
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("read the answer of {url}: {e}"));
+            assert!(n > 0, "{url} closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&answer);
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("{url} answered {line:?}"))
+    })
+    .await
+    .expect("the HTTP POST task panicked")
+}

@@ -125,6 +125,7 @@ impl TestEnv {
             ),
             gitlab_url: forge.url().to_owned(),
             pr_dir_retention: Duration::from_secs(30 * 24 * 3600),
+            prune_days: ferrocopr_scheduler::prune::DEFAULT_PRUNE_DAYS,
             builder_program,
             local_builders: 2,
             scheduler_config: None,
@@ -323,6 +324,18 @@ impl TestEnv {
         ];
         let response = http::post(&self.url("/webhooks/github"), headers, body.to_vec()).await;
         (response.status, response.text())
+    }
+
+    /// Announces a GitHub webhook of `content_length` bytes but sends only its head; returns the
+    /// status code of the answer (413 for an oversized one, without the body being sent).
+    pub async fn github_webhook_announcing(&self, event: &str, content_length: u64) -> u16 {
+        self.assert_running();
+        let headers = vec![
+            ("X-GitHub-Event".to_owned(), event.to_owned()),
+            ("X-GitHub-Delivery".to_owned(), new_delivery_id()),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+        ];
+        http::post_head_only(&self.url("/webhooks/github"), headers, content_length).await
     }
 
     /// A correctly signed `push` of `sha` on `branch` of `repo`, known to GitHub as `full_name`.

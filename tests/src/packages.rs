@@ -26,8 +26,9 @@ echo hello > %{buildroot}/usr/share/hello/hello.txt
 /usr/share/hello/hello.txt
 ";
 
-/// Writes `spec` as `<name>.spec` into `dir` and makes `<name>-1.0-1.src.rpm` there with
-/// `rpmbuild -bs`; returns the SRPM's bytes. Panics if rpmbuild fails.
+/// Writes `spec` as `<name>.spec` into `dir` and makes its SRPM there with `rpmbuild -bs`;
+/// returns the SRPM's bytes. Panics if rpmbuild fails or `dir` ends up with other SRPMs of
+/// `name`.
 pub fn srpm(dir: &Path, name: &str, spec: &str) -> Vec<u8> {
     let spec_file = dir.join(format!("{name}.spec"));
     std::fs::write(&spec_file, spec).expect("write the spec");
@@ -44,7 +45,22 @@ pub fn srpm(dir: &Path, name: &str, spec: &str) -> Vec<u8> {
         "rpmbuild -bs {} failed",
         spec_file.display()
     );
-    std::fs::read(dir.join(format!("{name}-1.0-1.src.rpm"))).expect("the SRPM")
+    let made: Vec<_> = std::fs::read_dir(dir)
+        .expect("list the SRPM's directory")
+        .map(|e| e.expect("list").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}-")) && n.ends_with(".src.rpm"))
+        })
+        .collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "one SRPM of {name} in {}: {made:?}",
+        dir.display()
+    );
+    std::fs::read(&made[0]).expect("the SRPM")
 }
 
 /// alice asks for a build of `alice/<project>` in `chroot`, offline, with the defaults.
