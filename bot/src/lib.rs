@@ -11,6 +11,7 @@ mod queue;
 pub mod reporter;
 pub mod submit;
 pub mod texts;
+pub mod users;
 pub mod web;
 pub mod webhook;
 

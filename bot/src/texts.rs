@@ -212,6 +212,56 @@ pub fn unknown_chroot(chroot: &str) -> String {
     format!("{chroot} is not a chroot of this instance.")
 }
 
+// Users and API credentials (`ferrocopr user create`, the API's door).
+
+pub fn bad_user_name(name: &str) -> String {
+    format!("{name:?} is not a user name: use letters, digits, '_', '-' and '.'.")
+}
+
+pub fn user_exists(name: &str) -> String {
+    format!("There is already a user called {name:?}.")
+}
+
+pub const AUTH_MISSING: &str =
+    "Login required: send your API login and token (HTTP Basic), as copr-cli does.";
+pub const AUTH_MALFORMED: &str = "The Authorization header is not HTTP Basic login:token.";
+pub const AUTH_WRONG: &str = "The API login or token is wrong.";
+pub const AUTH_EXPIRED: &str = "The API token has expired: ask for a new one.";
+
+/// copr-cli's `~/.config/copr` for a new token (what Copr's /api page shows). An http URL needs
+/// `encrypted = False`, or copr-cli refuses to send the token.
+pub fn copr_cli_config(
+    copr_url: &str,
+    username: &str,
+    login: &str,
+    token: &str,
+    expires_on: i64,
+) -> String {
+    let mut text = format!(
+        "[copr-cli]\nlogin = {login}\nusername = {username}\ntoken = {token}\ncopr_url = {copr_url}\n"
+    );
+    if copr_url.starts_with("http://") {
+        text.push_str("encrypted = False\n");
+    }
+    text.push_str(&format!("# expiration date: {}\n", iso_date(expires_on)));
+    text
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in seconds since the epoch.
+pub fn iso_date(seconds: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = seconds.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +410,24 @@ mod tests {
         let long = "x".repeat(200);
         assert_eq!(cut_description(&long).chars().count(), 140);
         assert!(cut_description(&long).ends_with("..."));
+    }
+
+    #[test]
+    fn copr_cli_config_snapshot() {
+        let text = copr_cli_config(
+            "http://127.0.0.1:8080",
+            "alice",
+            "loginloginlogin",
+            "tokentokentoken",
+            1_795_000_000,
+        );
+        assert_eq!(
+            text,
+            "[copr-cli]\nlogin = loginloginlogin\nusername = alice\ntoken = tokentokentoken\n\
+             copr_url = http://127.0.0.1:8080\nencrypted = False\n# expiration date: 2026-11-18\n"
+        );
+        assert!(!copr_cli_config("https://copr.example", "a", "l", "t", 0).contains("encrypted"));
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_date(951_782_400), "2000-02-29");
     }
 }

@@ -18,7 +18,7 @@ use ferrocopr_schema::model::DistgitInstance;
 use ferrocopr_signer::LocalSigner;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -87,17 +87,17 @@ fn internal_url(listener: &tokio::net::TcpListener) -> anyhow::Result<String> {
     Ok(format!("http://{address}"))
 }
 
-/// Runs every part until `shutdown` completes, serving HTTP on `listener`.
-pub async fn run(
-    config: Config,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let data_dir = config.data_dir.canonicalize()?;
-    let database_url = match &config.database_url {
-        Some(url) => url.clone(),
+/// The data directory (made when missing), canonical, and the database: `database_url`, or
+/// SQLite in the data directory.
+pub async fn open_data(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<(PathBuf, Db)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+    let database_url = match database_url {
+        Some(url) => url.to_owned(),
         None => format!(
             "sqlite://{}?mode=rwc",
             data_dir.join("ferrocopr.db").display()
@@ -106,6 +106,16 @@ pub async fn run(
     let db = Db::connect(&database_url)
         .await
         .context("opening the database")?;
+    Ok((data_dir, db))
+}
+
+/// Runs every part until `shutdown` completes, serving HTTP on `listener`.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (data_dir, db) = open_data(&config.data_dir, config.database_url.as_deref()).await?;
     let public_url = config.public_url.trim_end_matches('/').to_owned();
     let results_dir = data_dir.join("results");
     std::fs::create_dir_all(&results_dir)?;

@@ -37,6 +37,9 @@ enum Command {
     /// Import one SRPM into a DistGit store, as the scheduler does after an SRPM build, and
     /// print the commits it made as JSON (for operators and for tests that kill an import).
     DistgitImport(DistgitImportArgs),
+    /// Manage users: `ferrocopr user create NAME` prints a ready copr-cli config.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Write `DIR/repodata` from the RPMs under `DIR`, recursively, as `createrepo_c` does
     /// (with ferrocopr's native writer, so the two can be put side by side).
     Createrepo {
@@ -46,6 +49,41 @@ enum Command {
         /// The repository directory.
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Make a user with an API token and print its copr-cli config (`~/.config/copr`).
+    Create {
+        /// The user name (letters, digits, `_`, `-`, `.`).
+        name: String,
+        /// An instance admin, who may do anything to any project.
+        #[arg(long)]
+        admin: bool,
+        /// Make the user a member of this group (`@<group>` owns projects); repeat for more.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Where an instance keeps its data, for commands that work on it beside `serve`.
+#[derive(clap::Args)]
+struct DataArgs {
+    /// The data directory `ferrocopr serve` uses.
+    #[arg(long, env = "FERROCOPR_DATA_DIR", default_value = "./ferrocopr-data")]
+    data_dir: PathBuf,
+    /// `postgres://…` when `serve` uses PostgreSQL.
+    #[arg(long, env = "FERROCOPR_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The URL users reach the instance at, for copr-cli's `copr_url`.
+    #[arg(
+        long,
+        env = "FERROCOPR_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    public_url: String,
 }
 
 #[derive(clap::Args)]
@@ -189,6 +227,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::User(UserCommand::Create {
+            name,
+            admin,
+            groups,
+            data,
+        }) => match create_user(&name, admin, &groups, data) {
+            Ok(config) => {
+                print!("{config}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrocopr: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -231,6 +284,32 @@ fn distgit_import(args: DistgitImportArgs) -> anyhow::Result<()> {
     });
     println!("{out}");
     Ok(())
+}
+
+/// Makes the user and returns its copr-cli config.
+#[tokio::main(flavor = "current_thread")]
+async fn create_user(
+    name: &str,
+    admin: bool,
+    groups: &[String],
+    data: DataArgs,
+) -> anyhow::Result<String> {
+    let (_, db) = ferrocopr::open_data(&data.data_dir, data.database_url.as_deref()).await?;
+    let (user, credentials) = ferrocopr_bot::users::create_user(&db, name, admin)
+        .await
+        .map_err(anyhow::Error::from)?;
+    for group in groups {
+        db.add_group_member(group.trim_start_matches('@'), &user)
+            .await?;
+    }
+    db.close().await;
+    Ok(ferrocopr_bot::texts::copr_cli_config(
+        data.public_url.trim_end_matches('/'),
+        &user.name,
+        &credentials.login,
+        &credentials.token,
+        credentials.expires_on,
+    ))
 }
 
 #[tokio::main]

@@ -5,10 +5,14 @@
 //! `Any` driver; both accept `$N` placeholders. State changes take a [`Transition`] and are
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
+mod projects;
 mod prune;
 mod queue;
+mod users;
+pub use projects::{Page, Project, ProjectSettings};
 pub use prune::{PruneCandidate, Pruning};
 pub use queue::{QueuedTask, sandbox};
+pub use users::{StoredToken, User};
 
 use crate::model::{Bconds, BuildId, BuildSource, ForgeOrigin, ProjectRef};
 use crate::state::{Event, Part, State, Transition};

@@ -5,7 +5,8 @@
 //! test fails, it does not skip.
 
 use ferrocopr_schema::copr_yaml::SrpmMethod;
-use ferrocopr_schema::db::{BuildRequest, ImportedChroot, Pruning};
+use ferrocopr_schema::db::{BuildRequest, ImportedChroot, Page, ProjectSettings, Pruning};
+use ferrocopr_schema::permissions::Role;
 use ferrocopr_schema::{BuildId, BuildSource, Db, Event, Part, ProjectRef, State};
 use sqlx::Connection;
 
@@ -484,6 +485,144 @@ async fn pruning_script(db: &Db) {
     assert_eq!(due(now + 100 * 86_400, 14, None).await, []);
 }
 
+/// Users, tokens, groups, roles and projects as the API and the web UI read them.
+async fn users_and_projects_script(db: &Db) {
+    let alice = db
+        .create_user("alice", false)
+        .await
+        .expect("create")
+        .expect("new user");
+    assert_eq!(db.create_user("alice", true).await.expect("create"), None);
+    let bob = db
+        .create_user("bob", true)
+        .await
+        .expect("create")
+        .expect("new user");
+    assert!(bob.admin && !alice.admin);
+    db.add_api_token(&alice, "login1", "hash1", 2_000_000_000)
+        .await
+        .expect("token");
+    let stored = db.api_token("login1").await.expect("read").expect("token");
+    assert_eq!(
+        (stored.user, stored.token_sha256.as_str(), stored.expires_on),
+        (alice.clone(), "hash1", 2_000_000_000)
+    );
+    assert_eq!(db.api_token("nope").await.expect("read"), None);
+    db.add_group_member("ruby", &alice).await.expect("group");
+    db.add_group_member("ruby", &alice)
+        .await
+        .expect("twice is once");
+    assert_eq!(db.user_groups(&alice).await.expect("groups"), ["ruby"]);
+
+    let project = ProjectRef {
+        owner: "carol".into(),
+        project: "tools".into(),
+    };
+    let settings = ProjectSettings {
+        description: "Tools <script>alert(1)</script> 100% fine".into(),
+        additional_repos: vec!["https://example.org/repo".into()],
+        enable_net: true,
+        ..Default::default()
+    };
+    let chroots = vec!["fedora-41-x86_64".to_owned(), "epel-9-x86_64".to_owned()];
+    assert!(
+        db.create_project(&project, &settings, &chroots)
+            .await
+            .expect("create")
+    );
+    assert!(
+        !db.create_project(&project, &settings, &chroots)
+            .await
+            .expect("create")
+    );
+    let read = db.project(&project).await.expect("read").expect("project");
+    assert_eq!(read.settings, settings);
+    assert_eq!(read.chroots, ["epel-9-x86_64", "fedora-41-x86_64"]);
+    assert_eq!(
+        db.dir_chroots("carol", "tools").await.expect("chroots"),
+        Some(read.chroots.clone()),
+        "the main CoprDir exists before any build"
+    );
+    let page = Page {
+        limit: 10,
+        offset: 0,
+    };
+    let names = |projects: Vec<ferrocopr_schema::db::Project>| {
+        projects
+            .into_iter()
+            .map(|p| p.project.project)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(db.projects_of("carol", page).await.expect("list")),
+        ["tools"]
+    );
+    assert_eq!(
+        names(
+            db.projects_of(
+                "carol",
+                Page {
+                    limit: 10,
+                    offset: 1
+                }
+            )
+            .await
+            .expect("list")
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(db.search_projects("TOOLS", page).await.expect("search")),
+        ["tools"]
+    );
+    assert_eq!(
+        names(db.search_projects("100%", page).await.expect("search")),
+        ["tools"]
+    );
+    assert_eq!(
+        names(db.search_projects("1000%", page).await.expect("search")),
+        Vec::<String>::new(),
+        "% is literal"
+    );
+    assert!(names(db.listed_projects(page).await.expect("list")).contains(&"tools".to_owned()));
+    let edited = ProjectSettings {
+        description: "edited".into(),
+        unlisted_on_hp: true,
+        ..settings.clone()
+    };
+    let fewer = vec!["fedora-41-x86_64".to_owned()];
+    assert!(
+        db.edit_project(&project, &edited, Some(&fewer))
+            .await
+            .expect("edit")
+    );
+    let read = db.project(&project).await.expect("read").expect("project");
+    assert_eq!((read.settings, read.chroots), (edited, fewer));
+    assert!(!names(db.listed_projects(page).await.expect("list")).contains(&"tools".to_owned()));
+    let missing = ProjectRef {
+        owner: "carol".into(),
+        project: "nope".into(),
+    };
+    assert!(
+        !db.edit_project(&missing, &settings, None)
+            .await
+            .expect("edit")
+    );
+
+    assert_eq!(db.granted_role(&project, &bob).await.expect("role"), None);
+    assert!(
+        db.grant(&project, &bob, Role::Builder)
+            .await
+            .expect("grant")
+    );
+    assert!(db.grant(&project, &bob, Role::Admin).await.expect("grant"));
+    assert_eq!(
+        db.granted_role(&project, &bob).await.expect("role"),
+        Some(Role::Admin)
+    );
+    assert!(!db.grant(&missing, &bob, Role::Admin).await.expect("grant"));
+}
+
 #[tokio::test]
 async fn facade_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -493,6 +632,7 @@ async fn facade_on_sqlite() {
     );
     facade_script(Db::connect(&url).await.expect("connect")).await;
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
+    users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
     // Migrations are idempotent: opening again applies nothing twice.
     Db::connect(&url).await.expect("reopen").close().await;
 }
@@ -502,6 +642,7 @@ async fn facade_on_postgres() {
     let (url, name) = fresh_postgres().await;
     facade_script(Db::connect(&url).await.expect("connect")).await;
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
+    users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
     Db::connect(&url).await.expect("reopen").close().await;
     drop_postgres(&name).await;
 }
