@@ -8,6 +8,8 @@
 pub mod keys;
 pub mod rpm_header;
 
+pub use keys::{KeyAlgorithm, KeyPolicy};
+
 use async_trait::async_trait;
 use ferrocopr_schema::ProjectRef;
 use std::path::PathBuf;
@@ -55,11 +57,26 @@ impl LocalSigner {
         domain: String,
         kek_file: Option<PathBuf>,
     ) -> anyhow::Result<LocalSigner> {
+        LocalSigner::with_policy(dir, domain, kek_file, KeyPolicy::default())
+    }
+
+    /// As [`LocalSigner::new`], with new keys made and renewed by `policy`.
+    pub fn with_policy(
+        dir: PathBuf,
+        domain: String,
+        kek_file: Option<PathBuf>,
+        policy: KeyPolicy,
+    ) -> anyhow::Result<LocalSigner> {
         let kek_file = kek_file.unwrap_or_else(|| dir.join(keys::KEK_FILE));
         let kek = keys::load_or_create_kek(&kek_file)?;
         Ok(LocalSigner {
-            store: Arc::new(keys::KeyStore::new(dir, domain, kek)),
+            store: Arc::new(keys::KeyStore::with_policy(dir, domain, kek, policy)),
         })
+    }
+
+    /// The keys themselves, for tests that look at expiry and for a manual renewal.
+    pub fn store(&self) -> &Arc<keys::KeyStore> {
+        &self.store
     }
 }
 
