@@ -4,9 +4,16 @@
 //! later a `repomd.xml`. Whole packages never travel to it: the caller extracts the header,
 //! sends those bytes through a [`SignerClient`], and puts the returned signature into the
 //! package itself ([`rpm_header`]). Private keys never leave this crate.
+//!
+//! The signer runs in the backend's process ([`LocalSigner`]) or as a service of its own on
+//! another host ([`service`], `ferrocopr signer`), which the backend reaches through
+//! [`remote::RemoteSigner`]; both are a [`SignerClient`].
 
+pub mod callers;
 pub mod keys;
+pub mod remote;
 pub mod rpm_header;
+pub mod service;
 
 pub use keys::{KeyAlgorithm, KeyPolicy};
 
@@ -74,7 +81,7 @@ impl LocalSigner {
         })
     }
 
-    /// The keys themselves, for tests that look at expiry and for a manual renewal.
+    /// The keys themselves, for the signing service and for tests that look at expiry.
     pub fn store(&self) -> &Arc<keys::KeyStore> {
         &self.store
     }
