@@ -75,7 +75,11 @@ struct DistgitImportArgs {
 #[derive(clap::Args)]
 struct SignerArgs {
     /// The address to serve the signer's HTTP API on.
-    #[arg(long, env = "FERROCOPR_SIGNER_LISTEN", default_value = "127.0.0.1:5050")]
+    #[arg(
+        long,
+        env = "FERROCOPR_SIGNER_LISTEN",
+        default_value = "127.0.0.1:5050"
+    )]
     listen: String,
     /// The directory of the projects' keys.
     #[arg(long, env = "FERROCOPR_SIGNER_KEYS")]
@@ -91,7 +95,11 @@ struct SignerArgs {
     #[arg(long, env = "FERROCOPR_DOMAIN", default_value = "localhost")]
     domain: String,
     /// The algorithm of newly made keys: rsa4096 or ed25519 (existing keys keep theirs).
-    #[arg(long, env = "FERROCOPR_SIGNER_KEY_ALGORITHM", default_value = "rsa4096")]
+    #[arg(
+        long,
+        env = "FERROCOPR_SIGNER_KEY_ALGORITHM",
+        default_value = "rsa4096"
+    )]
     key_algorithm: KeyAlgorithm,
 }
 
@@ -165,7 +173,11 @@ struct ServeArgs {
     signer_kek_file: Option<PathBuf>,
     /// The algorithm of newly made signing keys: rsa4096 (every rpm verifies it) or ed25519
     /// (rpm 4.16 and later); existing keys keep theirs.
-    #[arg(long, env = "FERROCOPR_SIGNER_KEY_ALGORITHM", default_value = "rsa4096")]
+    #[arg(
+        long,
+        env = "FERROCOPR_SIGNER_KEY_ALGORITHM",
+        default_value = "rsa4096"
+    )]
     signer_key_algorithm: KeyAlgorithm,
     /// A signing service (`ferrocopr signer`) to sign with instead of keys in this process.
     #[arg(long, env = "FERROCOPR_SIGNER_URL", requires = "signer_token_file")]

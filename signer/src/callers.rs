@@ -206,7 +206,9 @@ mod tests {
             "callers:\n  - name: x\n    token_sha256: {}\n    projects: [\"alice\"]\n",
             token_sha256("t")
         );
-        let message = Callers::parse(&bad_pattern).err().map_or_else(String::new, |e| format!("{e:#}"));
+        let message = Callers::parse(&bad_pattern)
+            .err()
+            .map_or_else(String::new, |e| format!("{e:#}"));
         assert!(message.contains("owner/project"), "{message}");
         let unknown = "callers:\n  - name: x\n    token: t\n    projects: [\"*\"]\n";
         assert!(Callers::parse(unknown).is_err());

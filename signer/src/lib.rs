@@ -13,6 +13,7 @@ pub mod callers;
 pub mod keys;
 pub mod remote;
 pub mod rpm_header;
+mod rsa_crt;
 pub mod service;
 
 pub use keys::{KeyAlgorithm, KeyPolicy};

@@ -56,7 +56,10 @@ fn signature_tag(signature: &[u8]) -> anyhow::Result<u32> {
             PublicKeyAlgorithm::RSAEncryptSign | PublicKeyAlgorithm::RSASign => RSA_HEADER,
             _ => DSA_HEADER,
         }),
-        other => anyhow::bail!("the signer answered a {} packet, not a signature", other.tag()),
+        other => anyhow::bail!(
+            "the signer answered a {} packet, not a signature",
+            other.tag()
+        ),
     }
 }
 

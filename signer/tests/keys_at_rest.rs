@@ -90,17 +90,32 @@ async fn a_key_near_its_expiry_is_renewed_in_place() -> TestResult {
     };
     let tmp = tempfile::tempdir()?;
     let keys = tmp.path().join("keys");
-    let first = LocalSigner::with_policy(keys.clone(), "example.org".into(), None, policy(DAY, DAY / 24))?;
+    let first = LocalSigner::with_policy(
+        keys.clone(),
+        "example.org".into(),
+        None,
+        policy(DAY, DAY / 24),
+    )?;
     let old = Cert::from_bytes(&first.public_key(&project()).await?)?;
     let old_expiry = expiry(&old).ok_or("no expiry")?;
 
-    let second = LocalSigner::with_policy(keys.clone(), "example.org".into(), None, policy(3 * DAY, 2 * DAY))?;
+    let second = LocalSigner::with_policy(
+        keys.clone(),
+        "example.org".into(),
+        None,
+        policy(3 * DAY, 2 * DAY),
+    )?;
     second.sign(&project(), b"data".to_vec()).await?;
     let new = Cert::from_bytes(&second.public_key(&project()).await?)?;
     assert_eq!(new.fingerprint(), old.fingerprint());
     let new_expiry = expiry(&new).ok_or("no expiry")?;
-    assert!(new_expiry >= old_expiry + DAY, "{new_expiry:?} vs {old_expiry:?}");
-    assert!(stored_secret_is_encrypted(&keys.join("alice/hello.tsk.asc"))?);
+    assert!(
+        new_expiry >= old_expiry + DAY,
+        "{new_expiry:?} vs {old_expiry:?}"
+    );
+    assert!(stored_secret_is_encrypted(
+        &keys.join("alice/hello.tsk.asc")
+    )?);
     assert_eq!(new.userids().count(), 1);
 
     let third = LocalSigner::with_policy(keys, "example.org".into(), None, policy(5 * DAY, DAY))?;

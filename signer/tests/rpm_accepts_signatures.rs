@@ -56,8 +56,9 @@ async fn imports_and_verifies(algorithm: KeyAlgorithm) {
         algorithm,
         ..KeyPolicy::default()
     };
-    let signer = LocalSigner::with_policy(tmp.path().join("keys"), "example.org".into(), None, policy)
-        .expect("signer");
+    let signer =
+        LocalSigner::with_policy(tmp.path().join("keys"), "example.org".into(), None, policy)
+            .expect("signer");
     let project = ProjectRef {
         owner: "alice".into(),
         project: "hello".into(),
@@ -147,14 +148,19 @@ async fn rpmsign_and_sign_rpm_put_an_ed25519_header_signature_in_dsaheader() {
         algorithm: KeyAlgorithm::Ed25519,
         ..KeyPolicy::default()
     };
-    let signer = LocalSigner::with_policy(tmp.path().join("keys"), "example.org".into(), None, policy)
-        .expect("signer");
+    let signer =
+        LocalSigner::with_policy(tmp.path().join("keys"), "example.org".into(), None, policy)
+            .expect("signer");
     let project = ProjectRef {
         owner: "alice".into(),
         project: "hello".into(),
     };
     sign_rpm(&signer, &project, &rpm).await.expect("sign");
-    assert_eq!(signature_tags(&rpm), tags, "sign_rpm's header signature tags");
+    assert_eq!(
+        signature_tags(&rpm),
+        tags,
+        "sign_rpm's header signature tags"
+    );
 }
 
 /// The header-signature tags of a package: DSAHEADER 267, RSAHEADER 268, OPENPGP 278.

@@ -80,17 +80,38 @@ async fn callers_authenticate_and_use_only_their_projects() {
     let key = format!("{url}/keys/alice/hello");
 
     let (status, text) = request(post.clone(), &key, None, Vec::new()).await;
-    assert_eq!((status, text.trim()), (401, "missing or unknown bearer token"));
+    assert_eq!(
+        (status, text.trim()),
+        (401, "missing or unknown bearer token")
+    );
     let (status, _) = request(post.clone(), &key, Some("guess"), Vec::new()).await;
     assert_eq!(status, 401);
-    let (status, text) = request(post.clone(), &format!("{key}/sign"), Some(BOB), b"x".to_vec()).await;
+    let (status, text) = request(
+        post.clone(),
+        &format!("{key}/sign"),
+        Some(BOB),
+        b"x".to_vec(),
+    )
+    .await;
     assert_eq!(
         (status, text.trim()),
         (403, "caller bob may not use the key of alice/hello")
     );
-    let (status, _) = request(post.clone(), &format!("{url}/keys/bob/other"), Some(BOB), Vec::new()).await;
+    let (status, _) = request(
+        post.clone(),
+        &format!("{url}/keys/bob/other"),
+        Some(BOB),
+        Vec::new(),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = request(post.clone(), &format!("{url}/keys/bob/hello"), Some(BOB), Vec::new()).await;
+    let (status, _) = request(
+        post.clone(),
+        &format!("{url}/keys/bob/hello"),
+        Some(BOB),
+        Vec::new(),
+    )
+    .await;
     assert_eq!(status, 200);
 
     // No key yet: GET says so; POST makes it, twice the same (idempotent); GET then has it.
@@ -99,7 +120,10 @@ async fn callers_authenticate_and_use_only_their_projects() {
     assert_eq!(status, 404, "{text}");
     let (status, made) = request(post.clone(), &key, Some(BACKEND), Vec::new()).await;
     assert_eq!(status, 200);
-    assert!(made.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"), "{made}");
+    assert!(
+        made.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
+        "{made}"
+    );
     assert!(!made.contains("PRIVATE"), "{made}");
     let (_, again) = request(post.clone(), &key, Some(BACKEND), Vec::new()).await;
     assert_eq!(again, made);
@@ -118,7 +142,13 @@ async fn callers_authenticate_and_use_only_their_projects() {
     assert!(text.contains("not a whole package"), "{text}");
 
     // A path that is not a name.
-    let (status, _) = request(post, &format!("{url}/keys/alice/.hidden"), Some(BACKEND), Vec::new()).await;
+    let (status, _) = request(
+        post,
+        &format!("{url}/keys/alice/.hidden"),
+        Some(BACKEND),
+        Vec::new(),
+    )
+    .await;
     assert_eq!(status, 400);
 }
 
@@ -155,7 +185,8 @@ async fn remote_signatures_verify_with_the_certificate_and_in_rpm() {
     let signer = RemoteSigner::new(&url, BACKEND.to_owned()).expect("remote signer");
     let alice = project("alice", "hello");
 
-    let cert = Cert::from_bytes(&signer.public_key(&alice).await.expect("public key")).expect("cert");
+    let cert =
+        Cert::from_bytes(&signer.public_key(&alice).await.expect("public key")).expect("cert");
     let data = b"<repomd/>".to_vec();
     let signature = signer.sign(&alice, data.clone()).await.expect("sign");
     let Packet::Signature(signature) = Packet::from_bytes(&signature).expect("a packet") else {
@@ -186,7 +217,13 @@ async fn remote_signatures_verify_with_the_certificate_and_in_rpm() {
         .args(["--define", &dbpath, "--import"])
         .arg(&key_file));
     let checked = run(Command::new("rpmkeys")
-        .args(["--define", &dbpath, "--define", "_pkgverify_level all", "--checksig"])
+        .args([
+            "--define",
+            &dbpath,
+            "--define",
+            "_pkgverify_level all",
+            "--checksig",
+        ])
         .arg(&rpm));
     assert!(checked.contains("digests signatures OK"), "{checked}");
 }

@@ -81,7 +81,12 @@ fn add_repo(root: &InstallRoot, dir: &Path, name: &str, rpm: &Path, key: &Path) 
     .expect("repo file");
 }
 
-fn signer(keys: &Path, algorithm: KeyAlgorithm, validity: Duration, renew_before: Duration) -> LocalSigner {
+fn signer(
+    keys: &Path,
+    algorithm: KeyAlgorithm,
+    validity: Duration,
+    renew_before: Duration,
+) -> LocalSigner {
     LocalSigner::with_policy(
         keys.to_owned(),
         "example.org".into(),
@@ -131,7 +136,10 @@ async fn renewal_keeps_old_clients_verifying(algorithm: KeyAlgorithm) {
     );
     // It stays renewed: the next signer does not renew again.
     let again = signer(&keys, algorithm, 4 * DAY, 3 * DAY);
-    assert_eq!(again.public_key(&project).await.expect("public key"), new_key);
+    assert_eq!(
+        again.public_key(&project).await.expect("public key"),
+        new_key
+    );
 
     // After renewal: a new package, signed now, installs with the key imported before; the
     // repository still points at the old key file, so nothing new is imported.

@@ -90,10 +90,7 @@ async fn serve_signs_through_the_signing_service() {
     .await
     .expect_success();
     // rpmsign's tag for EdDSA (see signer/tests/rpm_accepts_signatures.rs).
-    assert!(
-        described.stdout.starts_with("EdDSA/SHA256"),
-        "{described}"
-    );
+    assert!(described.stdout.starts_with("EdDSA/SHA256"), "{described}");
     env.stop().await;
     let _ = stop.send(());
     service
