@@ -21,17 +21,23 @@
 //! need the new self-signature). The scheduler writes `pubkey.gpg` on every publish, so the
 //! renewed certificate replaces the old one there at the next build.
 //!
-//! What the old certificate does once its *own* expiry passes depends on the client's rpm:
-//! rpm 4.18 with its internal OpenPGP parser ignores key expiry, while rpm 4.19 and later with
-//! the Sequoia backend refuse signatures by an expired key, whatever the packages' age, and
-//! `rpmkeys --import` of the renewed certificate does not replace an already-imported key of the
-//! same id on those versions (copr#2894: after Copr extended its keys, clients that had the old
-//! ones failed until the old key was removed by hand). Our answer is to renew early: with the
-//! defaults a key is renewed a whole year before it expires, and `pubkey.gpg` changes then, so
-//! a client that refreshes its key (`dnf copr enable` again, or a re-import after
-//! `rpm -e gpg-pubkey-…`) at any time in that year never holds an expired certificate. A client
-//! that never refreshes for four years still fails after the old expiry; nothing the signer
-//! does can change a certificate already in a client's database.
+//! What the old certificate does once its *own* expiry passes depends on the client's rpm. rpm
+//! built with its internal OpenPGP parser (EL 8 and 9, Debian's rpm 4.18, where our tests run)
+//! ignores key expiry. rpm built with the Sequoia backend (Fedora 38 and later, EL 10) refuses
+//! signatures by a key whose imported certificate has expired, however old the package, and
+//! dnf does not import a key again while one with the same id is installed; rpm versions before
+//! the ones that update keys on `rpmkeys --import` need the old `gpg-pubkey` removed by hand
+//! (copr#2894: after Copr extended its keys, such clients failed until they did that).
+//! Our answer is to renew early: with the defaults a key is renewed a whole year before it
+//! expires, and the scheduler rewrites `pubkey.gpg` at the project's next publish, so a client
+//! that refreshes its key (re-import after `rpm -e gpg-pubkey-…`, or a fresh
+//! `dnf copr enable`) at any time in that year never holds an expired certificate. A client that
+//! never refreshes still fails after the old expiry; nothing the signer does can change a
+//! certificate already in a client's database. Renewal happens on the key's next use, that is
+//! at the project's next build: a project with no build in its key's last year keeps the old
+//! `pubkey.gpg` (a periodic sweep that renews idle projects' keys and republishes their
+//! `pubkey.gpg` is not written yet). The acceptance test (`tests/tests/key_renewal.rs`) runs
+//! before the old expiry, as clients do within the window.
 
 use crate::rsa_crt::RsaCrt;
 use anyhow::{Context, anyhow};

@@ -203,7 +203,7 @@ async fn remote_signatures_verify_with_the_certificate_and_in_rpm() {
 
     // Refused calls come back as errors that say why.
     let refused = signer.sign(&project("bob", "hello"), data).await;
-    let message = format!("{:#}", refused.err().expect("signed for bob"));
+    let message = format!("{:#}", refused.expect_err("signed for bob"));
     assert!(message.contains("403"), "{message}");
 
     // An RPM signed through the service passes rpm's strict check with the certificate.
