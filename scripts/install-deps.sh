@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what ferrocopr needs on a Debian host, and nothing when it is all there already.
-#   rpm, rpm2cpio:             building SRPMs and RPMs (rpmbuild), decompressing SRPMs for DistGit
+#   rpm, rpm2cpio:             building SRPMs and RPMs (rpmbuild), decompressing SRPMs for DistGit;
+#                              rpmsign, the baseline of the signing benchmark and of the signature-tag test
 #   cpio:                      the baseline of DistGit's import benchmark
 #   createrepo-c:              the reference the native repodata writer is tested against (never run by ferrocopr)
 #   dnf, dnf-plugins-core:     `dnf copr enable` and installs in the end-to-end tests
-#   gnupg:                     reading key ids in tests
+#   gnupg:                     reading key ids in tests; gpg and gpg-agent for rpmsign (Debian's gnupg
+#                              brings gpg-agent; its rpm looks for gpg2, so callers define %__gpg)
 #   libssl-dev, pkg-config, libclang-dev: the OpenSSL crypto backend of sequoia (bindgen)
 #   make:                      the make_srpm SRPM method (make -f .copr/Makefile srpm)
 #   git:                       `git archive` for Source0 tarballs

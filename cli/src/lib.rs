@@ -15,7 +15,8 @@ use ferrocopr_scheduler::host::{BuilderHost, LocalBuilders};
 use ferrocopr_scheduler::{LiveBuilds, Scheduler};
 use ferrocopr_schema::Db;
 use ferrocopr_schema::model::DistgitInstance;
-use ferrocopr_signer::LocalSigner;
+use ferrocopr_signer::remote::RemoteSigner;
+use ferrocopr_signer::{KeyAlgorithm, KeyPolicy, LocalSigner, SignerClient};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -65,11 +66,23 @@ pub struct Config {
     /// The key-encryption key the signing keys are encrypted with at rest; `None`: a key made
     /// on first start in the keys' directory.
     pub signer_kek_file: Option<PathBuf>,
+    /// The algorithm of newly made signing keys (existing keys keep theirs).
+    pub signer_key_algorithm: KeyAlgorithm,
+    /// A signing service (`ferrocopr signer`) to use instead of keys in this process; then
+    /// this process holds no private key.
+    pub signer_remote: Option<RemoteSignerConfig>,
     /// The chroots this instance builds in (`.copr.yaml` aliases expand to these).
     pub chroots: Vec<String>,
     /// The dist-git instances builds may take packages from (Fedora's and CentOS Stream's by
     /// default); the scheduler config's `distgit_instances` adds to these.
     pub distgit_instances: BTreeMap<String, DistgitInstance>,
+}
+
+/// Where `ferrocopr signer` is, and this backend's bearer token for it.
+#[derive(Debug, Clone)]
+pub struct RemoteSignerConfig {
+    pub url: String,
+    pub token: Secret,
 }
 
 /// The URL local builders reach this process at: the listening address itself, so they never
@@ -120,14 +133,24 @@ pub async fn run(
     let results_dir = data_dir.join("results");
     std::fs::create_dir_all(&results_dir)?;
 
-    let signer = Arc::new(
-        LocalSigner::new(
-            data_dir.join("signer").join("keys"),
-            config.signer_domain.clone(),
-            config.signer_kek_file.clone(),
-        )
-        .context("opening the signer's keys")?,
-    );
+    let signer: Arc<dyn SignerClient> = match &config.signer_remote {
+        Some(remote) => Arc::new(
+            RemoteSigner::new(&remote.url, remote.token.expose().to_owned())
+                .context("the signing service")?,
+        ),
+        None => Arc::new(
+            LocalSigner::with_policy(
+                data_dir.join("signer").join("keys"),
+                config.signer_domain.clone(),
+                config.signer_kek_file.clone(),
+                KeyPolicy {
+                    algorithm: config.signer_key_algorithm,
+                    ..KeyPolicy::default()
+                },
+            )
+            .context("opening the signer's keys")?,
+        ),
+    };
     let distgit = Arc::new(DistGit::new(data_dir.join("distgit")));
     let github: Arc<dyn Forge> = match &config.github_token {
         Some(token) => Arc::new(GitHub::new(&config.github_api_url, Some(token.expose()))?),

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use ferrocopr_bot::webhook::Secret;
 use ferrocopr_schema::model::DEFAULT_CHROOTS;
+use ferrocopr_signer::KeyAlgorithm;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run every part in one process: bot, scheduler, local builders, DistGit, signer, publisher.
     Serve(Box<ServeArgs>),
+    /// Run only the signer, as an HTTP service for `serve --signer-url` (keys stay on this host).
+    Signer(SignerArgs),
     /// Run one builder task (the scheduler starts this on a builder host).
     Builder {
         /// The task JSON.
@@ -107,6 +110,37 @@ struct DistgitImportArgs {
     srpm: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct SignerArgs {
+    /// The address to serve the signer's HTTP API on.
+    #[arg(
+        long,
+        env = "FERROCOPR_SIGNER_LISTEN",
+        default_value = "127.0.0.1:5050"
+    )]
+    listen: String,
+    /// The directory of the projects' keys.
+    #[arg(long, env = "FERROCOPR_SIGNER_KEYS")]
+    keys: PathBuf,
+    /// The key-encryption key's file (made on first start when missing); keep it apart from
+    /// the keys, so that a copy of the keys alone is useless.
+    #[arg(long, env = "FERROCOPR_SIGNER_KEK_FILE")]
+    kek_file: PathBuf,
+    /// The callers file (YAML): each caller's token's sha256 and the projects it may use.
+    #[arg(long, env = "FERROCOPR_SIGNER_CALLERS")]
+    callers: PathBuf,
+    /// The domain in signing keys' user ids.
+    #[arg(long, env = "FERROCOPR_DOMAIN", default_value = "localhost")]
+    domain: String,
+    /// The algorithm of newly made keys: rsa4096 or ed25519 (existing keys keep theirs).
+    #[arg(
+        long,
+        env = "FERROCOPR_SIGNER_KEY_ALGORITHM",
+        default_value = "rsa4096"
+    )]
+    key_algorithm: KeyAlgorithm,
+}
+
 /// No `Debug`: it holds secrets.
 #[derive(clap::Args)]
 struct ServeArgs {
@@ -179,6 +213,20 @@ struct ServeArgs {
     /// rest (default: one made on first start, beside the keys).
     #[arg(long, env = "FERROCOPR_SIGNER_KEK_FILE")]
     signer_kek_file: Option<PathBuf>,
+    /// The algorithm of newly made signing keys: rsa4096 (every rpm verifies it) or ed25519
+    /// (rpm 4.16 and later); existing keys keep theirs.
+    #[arg(
+        long,
+        env = "FERROCOPR_SIGNER_KEY_ALGORITHM",
+        default_value = "rsa4096"
+    )]
+    signer_key_algorithm: KeyAlgorithm,
+    /// A signing service (`ferrocopr signer`) to sign with instead of keys in this process.
+    #[arg(long, env = "FERROCOPR_SIGNER_URL", requires = "signer_token_file")]
+    signer_url: Option<String>,
+    /// The file holding this backend's bearer token for `--signer-url`.
+    #[arg(long, env = "FERROCOPR_SIGNER_TOKEN_FILE", requires = "signer_url")]
+    signer_token_file: Option<PathBuf>,
     /// The chroots this instance builds in, comma-separated (default: Fedora, EPEL and CentOS
     /// Stream releases for x86_64 and aarch64).
     #[arg(long, env = "FERROCOPR_CHROOTS", value_delimiter = ',')]
@@ -242,6 +290,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Signer(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            match signer(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ferrocopr: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -313,6 +376,37 @@ async fn create_user(
 }
 
 #[tokio::main]
+async fn signer(args: SignerArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let config = ferrocopr_signer::service::ServiceConfig {
+        keys_dir: args.keys,
+        domain: args.domain,
+        kek_file: args.kek_file,
+        callers_file: args.callers,
+        policy: ferrocopr_signer::KeyPolicy {
+            algorithm: args.key_algorithm,
+            ..ferrocopr_signer::KeyPolicy::default()
+        },
+    };
+    ferrocopr_signer::service::run(config, listener, shutdown_signal()).await
+}
+
+/// The signing service's URL and token from `--signer-url` and `--signer-token-file`.
+fn remote_signer(
+    url: Option<String>,
+    token_file: Option<PathBuf>,
+) -> anyhow::Result<Option<ferrocopr::RemoteSignerConfig>> {
+    let (Some(url), Some(token_file)) = (url, token_file) else {
+        return Ok(None);
+    };
+    let token = std::fs::read_to_string(&token_file)
+        .map_err(|e| anyhow::anyhow!("--signer-token-file {}: {e}", token_file.display()))?;
+    let token = Secret::new(token.trim().to_owned())
+        .map_err(|e| e.context(format!("--signer-token-file {}", token_file.display())))?;
+    Ok(Some(ferrocopr::RemoteSignerConfig { url, token }))
+}
+
+#[tokio::main]
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let public_url = args
@@ -357,6 +451,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         scheduler_config: args.scheduler_config.clone(),
         signer_domain: args.domain,
         signer_kek_file: args.signer_kek_file,
+        signer_key_algorithm: args.signer_key_algorithm,
+        signer_remote: remote_signer(args.signer_url, args.signer_token_file)?,
         chroots: if args.chroots.is_empty() {
             DEFAULT_CHROOTS.iter().map(|c| (*c).to_owned()).collect()
         } else {

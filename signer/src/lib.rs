@@ -4,9 +4,19 @@
 //! later a `repomd.xml`. Whole packages never travel to it: the caller extracts the header,
 //! sends those bytes through a [`SignerClient`], and puts the returned signature into the
 //! package itself ([`rpm_header`]). Private keys never leave this crate.
+//!
+//! The signer runs in the backend's process ([`LocalSigner`]) or as a service of its own on
+//! another host ([`service`], `ferrocopr signer`), which the backend reaches through
+//! [`remote::RemoteSigner`]; both are a [`SignerClient`].
 
+pub mod callers;
 pub mod keys;
+pub mod remote;
 pub mod rpm_header;
+mod rsa_crt;
+pub mod service;
+
+pub use keys::{KeyAlgorithm, KeyPolicy};
 
 use async_trait::async_trait;
 use ferrocopr_schema::ProjectRef;
@@ -55,11 +65,26 @@ impl LocalSigner {
         domain: String,
         kek_file: Option<PathBuf>,
     ) -> anyhow::Result<LocalSigner> {
+        LocalSigner::with_policy(dir, domain, kek_file, KeyPolicy::default())
+    }
+
+    /// As [`LocalSigner::new`], with new keys made and renewed by `policy`.
+    pub fn with_policy(
+        dir: PathBuf,
+        domain: String,
+        kek_file: Option<PathBuf>,
+        policy: KeyPolicy,
+    ) -> anyhow::Result<LocalSigner> {
         let kek_file = kek_file.unwrap_or_else(|| dir.join(keys::KEK_FILE));
         let kek = keys::load_or_create_kek(&kek_file)?;
         Ok(LocalSigner {
-            store: Arc::new(keys::KeyStore::new(dir, domain, kek)),
+            store: Arc::new(keys::KeyStore::with_policy(dir, domain, kek, policy)),
         })
+    }
+
+    /// The keys themselves, for the signing service and for tests that look at expiry.
+    pub fn store(&self) -> &Arc<keys::KeyStore> {
+        &self.store
     }
 }
 

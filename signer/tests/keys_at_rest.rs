@@ -74,3 +74,54 @@ async fn a_key_stored_in_the_clear_is_encrypted_on_first_use() -> TestResult {
     assert_eq!(public.fingerprint(), cert.fingerprint());
     Ok(())
 }
+
+/// Renewal (issue 6): within the renewal window the next use renews the key: same fingerprint,
+/// later expiry, still encrypted at rest; a manual renewal moves it later again.
+#[tokio::test]
+async fn a_key_near_its_expiry_is_renewed_in_place() -> TestResult {
+    use ferrocopr_signer::keys::expiry;
+    use ferrocopr_signer::{KeyAlgorithm, KeyPolicy};
+    use std::time::Duration;
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let policy = |validity, renew_before| KeyPolicy {
+        algorithm: KeyAlgorithm::Ed25519,
+        validity,
+        renew_before,
+    };
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    let first = LocalSigner::with_policy(
+        keys.clone(),
+        "example.org".into(),
+        None,
+        policy(DAY, DAY / 24),
+    )?;
+    let old = Cert::from_bytes(&first.public_key(&project()).await?)?;
+    let old_expiry = expiry(&old).ok_or("no expiry")?;
+
+    let second = LocalSigner::with_policy(
+        keys.clone(),
+        "example.org".into(),
+        None,
+        policy(3 * DAY, 2 * DAY),
+    )?;
+    second.sign(&project(), b"data".to_vec()).await?;
+    let new = Cert::from_bytes(&second.public_key(&project()).await?)?;
+    assert_eq!(new.fingerprint(), old.fingerprint());
+    let new_expiry = expiry(&new).ok_or("no expiry")?;
+    assert!(
+        new_expiry >= old_expiry + DAY,
+        "{new_expiry:?} vs {old_expiry:?}"
+    );
+    assert!(stored_secret_is_encrypted(
+        &keys.join("alice/hello.tsk.asc")
+    )?);
+    assert_eq!(new.userids().count(), 1);
+
+    let third = LocalSigner::with_policy(keys, "example.org".into(), None, policy(5 * DAY, DAY))?;
+    let info = third.store().renew_now(&project())?;
+    assert_eq!(info.fingerprint, old.fingerprint().to_hex());
+    assert_eq!(info.algorithm, KeyAlgorithm::Ed25519);
+    assert!(info.expires.ok_or("no expiry")? >= new_expiry + DAY);
+    Ok(())
+}

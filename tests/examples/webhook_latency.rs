@@ -119,6 +119,8 @@ async fn main() -> anyhow::Result<()> {
         scheduler_config: None,
         signer_domain: "example.org".to_owned(),
         signer_kek_file: None,
+        signer_key_algorithm: ferrocopr_signer::KeyAlgorithm::default(),
+        signer_remote: None,
         chroots: vec!["fedora-41-x86_64".to_owned()],
         distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
     };

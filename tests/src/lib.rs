@@ -131,6 +131,8 @@ impl TestEnv {
             scheduler_config: None,
             signer_domain: "example.org".to_owned(),
             signer_kek_file: None,
+            signer_key_algorithm: ferrocopr_signer::KeyAlgorithm::default(),
+            signer_remote: None,
             chroots: ferrocopr_schema::model::DEFAULT_CHROOTS
                 .iter()
                 .map(|c| (*c).to_owned())
