@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod arches;
 pub mod config;
 pub mod host;
+pub mod keys;
 pub mod pools;
 pub mod prune;
 pub mod queue;

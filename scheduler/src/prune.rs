@@ -26,11 +26,25 @@ pub const DEFAULT_PRUNE_DAYS: u32 = 14;
 /// How often the whole instance is looked at.
 const INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Prunes everything due, hourly, until `shutdown`.
+/// The hourly upkeep of the results tree until `shutdown`: prunes everything due, and
+/// republishes public keys the signer renewed ([`crate::keys`]).
 pub async fn run(scheduler: Arc<Scheduler>, shutdown: CancellationToken) {
     loop {
         if let Err(e) = scheduler.prune(None).await {
             tracing::warn!(error = format!("{e:#}"), "pruning failed; will retry");
+        }
+        let refreshed = crate::keys::refresh_pubkeys(
+            &scheduler.db,
+            scheduler.signer.as_ref(),
+            &scheduler.publisher,
+            &scheduler.results_dir,
+        )
+        .await;
+        if let Err(e) = refreshed {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "refreshing public keys failed; will retry"
+            );
         }
         tokio::select! {
             () = tokio::time::sleep(INTERVAL) => {}

@@ -746,6 +746,17 @@ impl Db {
         rows.iter().map(dir_from_row).collect()
     }
 
+    /// Every CoprDir whose results were not deleted.
+    pub async fn live_dirs(&self) -> DbResult<Vec<(ProjectRef, String)>> {
+        let rows = sqlx::query(
+            "SELECT p.owner, p.name, d.name FROM copr_dirs d JOIN projects p ON p.id = d.project_id \
+             WHERE d.deleted_on IS NULL ORDER BY p.owner, p.name, d.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(dir_from_row).collect()
+    }
+
     /// The CoprDirs that a pull request's builds went into.
     pub async fn pull_request_dirs(
         &self,

@@ -33,10 +33,10 @@
 //! that refreshes its key (re-import after `rpm -e gpg-pubkey-…`, or a fresh
 //! `dnf copr enable`) at any time in that year never holds an expired certificate. A client that
 //! never refreshes still fails after the old expiry; nothing the signer does can change a
-//! certificate already in a client's database. Renewal happens on the key's next use, that is
-//! at the project's next build: a project with no build in its key's last year keeps the old
-//! `pubkey.gpg` (a periodic sweep that renews idle projects' keys and republishes their
-//! `pubkey.gpg` is not written yet). The acceptance test (`tests/tests/key_renewal.rs`) runs
+//! certificate already in a client's database. Renewal happens on the key's next use: a
+//! project's next build, or the scheduler's hourly key refresh (`ferrocopr_scheduler::keys`),
+//! which asks for the public key of every CoprDir that published one and rewrites its
+//! `pubkey.gpg` when it changed, so idle projects' keys are renewed too. The acceptance test (`tests/tests/key_renewal.rs`) runs
 //! before the old expiry, as clients do within the window.
 
 use crate::rsa_crt::RsaCrt;
