@@ -43,6 +43,9 @@ enum Command {
         /// Reuse what the existing repodata says of packages whose file is unchanged.
         #[arg(long)]
         update: bool,
+        /// How to compress the metadata files: `gz` (createrepo_c's default) or `zstd`.
+        #[arg(long, default_value = "gz")]
+        compression: ferrocopr_repo_publisher::repodata::Compression,
         /// The repository directory.
         dir: PathBuf,
     },
@@ -168,23 +171,26 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Createrepo { update, dir } => {
-            match ferrocopr_repo_publisher::repodata::createrepo(&dir, update) {
-                Ok(outcome) => {
-                    println!(
-                        "{}: {} packages ({} reused)",
-                        dir.join("repodata").display(),
-                        outcome.packages,
-                        outcome.reused
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("ferrocopr: {e:#}");
-                    ExitCode::FAILURE
-                }
+        Command::Createrepo {
+            update,
+            compression,
+            dir,
+        } => match ferrocopr_repo_publisher::repodata::createrepo_with(&dir, update, compression) {
+            Ok(outcome) => {
+                println!(
+                    "{}: {} packages ({} reused, {} read)",
+                    dir.join("repodata").display(),
+                    outcome.packages,
+                    outcome.reused,
+                    outcome.read
+                );
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("ferrocopr: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
