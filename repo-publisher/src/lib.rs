@@ -155,30 +155,42 @@ impl Publisher {
 
 /// The build directories of `chroot_dir` that may be published: those holding `success` and
 /// `signed`. Only the markers are looked at; the packages of a build are listed and read only
-/// when its segment is not cached yet.
+/// when its segment is not cached yet. Plain blocking calls on a blocking thread: a chroot may
+/// hold tens of thousands of builds, and one `tokio::fs` call per entry costs a thread hop each.
 async fn published_builds(chroot_dir: &Path) -> anyhow::Result<Vec<repodata::Build>> {
-    let mut published = Vec::new();
-    let mut builds = tokio::fs::read_dir(chroot_dir)
+    let dir = chroot_dir.to_owned();
+    tokio::task::spawn_blocking(move || list_published_builds(&dir))
         .await
-        .with_context(|| format!("list {}", chroot_dir.display()))?;
-    while let Some(build) = builds.next_entry().await? {
+        .context("listing the builds panicked")?
+        .with_context(|| format!("list the builds of {}", chroot_dir.display()))
+}
+
+fn list_published_builds(chroot_dir: &Path) -> std::io::Result<Vec<repodata::Build>> {
+    let mut names = Vec::new();
+    for build in std::fs::read_dir(chroot_dir)? {
+        let build = build?;
         let name = build.file_name();
         let Some(name) = name.to_str() else {
             continue;
         };
-        if name.starts_with('.') || name == "repodata" || !build.file_type().await?.is_dir() {
+        if name.starts_with('.') || name == "repodata" || !build.file_type()?.is_dir() {
             continue;
         }
-        if !tokio::fs::try_exists(build.path().join(SUCCESS_FILE)).await? {
-            continue;
+        names.push(name.to_owned());
+    }
+    // Two stats per build, tens of thousands of builds: spread over the cores.
+    let builds = repodata::parallel_map(&names, |name| -> std::io::Result<_> {
+        let path = chroot_dir.join(name);
+        if !path.join(SUCCESS_FILE).try_exists()? {
+            return Ok(None);
         }
-        let signed = match tokio::fs::metadata(build.path().join(SIGNED_FILE)).await {
+        let signed = match std::fs::metadata(path.join(SIGNED_FILE)) {
             Ok(signed) => signed,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
         };
-        published.push(repodata::Build {
-            name: name.to_owned(),
+        Ok(Some(repodata::Build {
+            name: name.clone(),
             marker: format!(
                 "{}:{}:{}.{:09}:{}",
                 signed.dev(),
@@ -187,7 +199,7 @@ async fn published_builds(chroot_dir: &Path) -> anyhow::Result<Vec<repodata::Bui
                 signed.mtime_nsec(),
                 signed.len()
             ),
-        });
-    }
-    Ok(published)
+        }))
+    });
+    builds.into_iter().filter_map(Result::transpose).collect()
 }

@@ -67,19 +67,51 @@ impl Compression {
     /// `plain` as one gzip member or one zstd frame.
     pub fn compress(self, plain: &[u8]) -> anyhow::Result<Vec<u8>> {
         match self {
-            Compression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(plain.len() / 4 + 64),
-                    flate2::Compression::default(),
-                );
-                gz.write_all(plain)?;
-                Ok(gz.finish()?)
-            }
-            Compression::Zstd => {
-                zstd::bulk::compress(plain, ZSTD_LEVEL).context("zstd compression failed")
-            }
+            Compression::Gzip => gzip_member(plain),
+            Compression::Zstd => ZSTD.with_borrow_mut(|zstd| {
+                let compressor = match zstd {
+                    Some(compressor) => compressor,
+                    None => zstd.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+                };
+                compressor
+                    .compress(plain)
+                    .context("zstd compression failed")
+            }),
         }
     }
+}
+
+// One compressor per thread, reset for each member: a fresh deflate state is about 300 KiB to
+// allocate and zero, which dominated the first publish of a chroot of many small builds.
+thread_local! {
+    static DEFLATE: std::cell::RefCell<flate2::Compress> =
+        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::default(), false));
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `plain` as one gzip member (RFC 1952): a fixed header (no name, mtime 0, OS unknown, as
+/// flate2's `GzEncoder` writes it), raw deflate, CRC-32 and length.
+fn gzip_member(plain: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(plain.len() / 4 + 64);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    DEFLATE.with_borrow_mut(|deflate| -> anyhow::Result<()> {
+        deflate.reset();
+        loop {
+            out.reserve(64 * 1024);
+            let consumed = usize::try_from(deflate.total_in())?;
+            let status = deflate
+                .compress_vec(&plain[consumed..], &mut out, flate2::FlushCompress::Finish)
+                .context("deflate failed")?;
+            if status == flate2::Status::StreamEnd {
+                return Ok(());
+            }
+        }
+    })?;
+    out.extend_from_slice(&crc32fast::hash(plain).to_le_bytes());
+    // ISIZE: the length modulo 2^32, as RFC 1952 says.
+    out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+    Ok(out)
 }
 
 impl std::str::FromStr for Compression {
@@ -214,13 +246,27 @@ pub fn publish_files(
     };
     let mut previous = PreviousSegments::new(&cache, manifest.unwrap_or_default());
 
+    let ranges = segment_bounds(files.iter().map(|(id, _)| id.href.as_str()));
+    let keys: Vec<String> = ranges
+        .iter()
+        .map(|range| {
+            let ids: Vec<FileId> = files[range.clone()]
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect();
+            segment::key_of_files(compression, &ids)
+        })
+        .collect();
+    let cached = if update {
+        parallel_map(&keys, |key| cache.load(key))
+    } else {
+        keys.iter().map(|_| None).collect()
+    };
     let mut plans = Vec::new();
     let mut to_read = Vec::new();
-    for range in segment_bounds(files.iter().map(|(id, _)| id.href.as_str())) {
+    for ((range, key), cached) in ranges.into_iter().zip(keys).zip(cached) {
         let slice = &files[range];
-        let ids: Vec<FileId> = slice.iter().map(|(id, _)| id.clone()).collect();
-        let key = segment::key_of_files(compression, &ids);
-        if update && let Some(cached) = cache.load(&key) {
+        if let Some(cached) = cached {
             plans.push(Plan::Cached(cached));
             continue;
         }
@@ -270,14 +316,20 @@ pub fn publish_builds(
 ) -> anyhow::Result<Outcome> {
     let cache = Cache::new(&dir.join("repodata"));
     builds.sort_by(|a, b| a.name.cmp(&b.name));
+    let keys: Vec<String> = builds
+        .iter()
+        .map(|build| {
+            segment::key(
+                compression,
+                &[b"build", build.name.as_bytes(), build.marker.as_bytes()],
+            )
+        })
+        .collect();
+    let cached = parallel_map(&keys, |key| cache.load(key));
     let mut plans = Vec::with_capacity(builds.len());
     let mut to_read = Vec::new();
-    for build in &builds {
-        let key = segment::key(
-            compression,
-            &[b"build", build.name.as_bytes(), build.marker.as_bytes()],
-        );
-        if let Some(cached) = cache.load(&key) {
+    for ((build, key), cached) in builds.iter().zip(keys).zip(cached) {
+        if let Some(cached) = cached {
             plans.push(Plan::Cached(cached));
             continue;
         }
@@ -371,6 +423,29 @@ fn segment_bounds<'a>(hrefs: impl Iterator<Item = &'a str>) -> Vec<Range<usize>>
         bounds.push(start..end);
     }
     bounds
+}
+
+/// `f` of every item, in order, computed on every core.
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
+    let chunk = items.len().div_ceil(workers).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut all = Vec::with_capacity(items.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => all.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
 }
 
 /// FNV-1a, 64 bits: a stable hash (unlike `std`'s, which is seeded per process).
