@@ -414,7 +414,7 @@ fn segment_bounds<'a>(hrefs: impl Iterator<Item = &'a str>) -> Vec<Range<usize>>
     let mut end = 0;
     for href in hrefs {
         end += 1;
-        if fnv1a(href.as_bytes()) % SEGMENT_MEAN == 0 || end - start >= SEGMENT_MAX {
+        if fnv1a(href.as_bytes()).is_multiple_of(SEGMENT_MEAN) || end - start >= SEGMENT_MAX {
             bounds.push(start..end);
             start = end;
         }
