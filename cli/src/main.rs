@@ -133,6 +133,10 @@ struct ServeArgs {
     /// resalloc-style pools or a resalloc server, reached over SSH (see docs/scheduler.md).
     #[arg(long, env = "FERROCOPR_SCHEDULER_CONFIG")]
     scheduler_config: Option<PathBuf>,
+    /// How the repodata's metadata files are compressed: `gz` (every dnf reads it) or `zstd`
+    /// (smaller and faster; dnf reads it when its libsolv has zstd, as Fedora's and Debian's do).
+    #[arg(long, env = "FERROCOPR_REPODATA_COMPRESSION", default_value = "gz")]
+    repodata_compression: ferrocopr_repo_publisher::repodata::Compression,
     /// The domain in signing keys' user ids.
     #[arg(long, env = "FERROCOPR_DOMAIN", default_value = "localhost")]
     domain: String,
@@ -285,6 +289,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.chroots
         },
         distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
+        repodata_compression: args.repodata_compression,
     };
     ferrocopr::run(config, listener, shutdown_signal()).await
 }
