@@ -289,7 +289,9 @@ fn bench_publisher(
         for round in 0..INCREMENTAL_ROUNDS {
             add_build(&chroot, builds + round + 1, std::slice::from_ref(&extra))?;
             let (done, took) = timed(|| runtime.block_on(publisher.publish_chroot(&chroot)));
-            done?;
+            if let ferrocopr_repo_publisher::Published::Written(outcome) = done? {
+                anyhow::ensure!(outcome.read == 1, "the publisher read {}", outcome.read);
+            }
             publisher_times.push(took);
         }
         rows.push(Row {

@@ -5,10 +5,11 @@
 //! `pubkey.gpg` (REFERENCE §2). Publishes of one directory never interleave their metadata
 //! writes, and requests that pile up while one write runs are served by a single next write
 //! rather than one each (Copr queues them behind a lock). Repodata is written natively
-//! ([`repodata`]) and incrementally: each build directory is one cached segment of the metadata,
-//! so publishing or removing a build reads only that build's packages, and the other builds cost
-//! a listing of the chroot directory and a copy of their cached bytes. Errors are returned in
-//! full, never swallowed (copr#3163).
+//! ([`repodata`]) and incrementally: the build directories are grouped into cached segments of
+//! the metadata that record each build's `signed` marker, so publishing or removing a build reads
+//! only that build's packages, and the other builds cost a listing of the chroot directory, a
+//! stat of their markers and a copy of their cached bytes. Errors are returned in full, never
+//! swallowed (copr#3163).
 
 pub mod repodata;
 

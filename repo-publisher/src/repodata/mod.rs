@@ -41,6 +41,14 @@ const SEGMENT_MEAN: u64 = 64;
 /// …and after this many packages in any case, so no run of unlucky hrefs makes a huge segment.
 const SEGMENT_MAX: usize = 4 * SEGMENT_MEAN as usize;
 
+/// A segment of the publisher ends after a build whose name hashes to a multiple of this: 16
+/// builds on average (a build is often a package with its -devel, -debuginfo and -debugsource),
+/// so a chroot of 20,000 builds has about 1,250 cache files rather than 20,000.
+const BUILDS_MEAN: u64 = 16;
+
+/// …and after this many builds in any case.
+const BUILDS_MAX: usize = 4 * BUILDS_MEAN as usize;
+
 /// zstd's own default level: createrepo_c's too, and fast at both ends.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -289,7 +297,11 @@ pub fn publish_files(
                 }
             }
         }
-        plans.push(Plan::Make { key, sources });
+        plans.push(Plan::Make {
+            key,
+            sources,
+            builds: Vec::new(),
+        });
     }
     assemble(dir, plans, &to_read, compression, sign)
 }
@@ -305,9 +317,12 @@ pub struct Build {
     pub marker: String,
 }
 
-/// The publisher's incremental write of `dir/repodata` for `builds`: one segment per build, so
-/// publishing or removing a build reads only that build's RPMs; the other builds' segments come
-/// from the cache.
+/// The publisher's incremental write of `dir/repodata` for `builds`. The builds, sorted by
+/// name, are cut into segments by their names' hashes (like [`createrepo`]'s packages), keyed by
+/// the names and markers they hold. A segment that changed (a build added, removed or signed
+/// again) takes its other builds' packages from the previous segments, which record each
+/// build's marker; so publishing or removing a build reads only that build's RPMs, and nothing
+/// of the other builds is stat'ed or read beyond their markers.
 pub fn publish_builds(
     dir: &Path,
     mut builds: Vec<Build>,
@@ -315,44 +330,65 @@ pub fn publish_builds(
     sign: Option<SignRepomd<'_>>,
 ) -> anyhow::Result<Outcome> {
     let cache = Cache::new(&dir.join("repodata"));
-    builds.sort_by(|a, b| a.name.cmp(&b.name));
-    let keys: Vec<String> = builds
+    // In the order of their packages' hrefs (`<name>/<file>`), which segments keep.
+    builds.sort_by_cached_key(|b| format!("{}/", b.name));
+    let ranges = content_bounds(
+        builds.iter().map(|b| b.name.as_str()),
+        BUILDS_MEAN,
+        BUILDS_MAX,
+    );
+    let keys: Vec<String> = ranges
         .iter()
-        .map(|build| {
-            segment::key(
-                compression,
-                &[b"build", build.name.as_bytes(), build.marker.as_bytes()],
-            )
+        .map(|range| {
+            let mut listed = Vec::new();
+            for build in &builds[range.clone()] {
+                for part in [&build.name, &build.marker] {
+                    listed.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                    listed.extend_from_slice(part.as_bytes());
+                }
+            }
+            segment::key(compression, &[b"builds", &listed])
         })
         .collect();
     let cached = parallel_map(&keys, |key| cache.load(key));
-    let mut plans = Vec::with_capacity(builds.len());
+    let mut previous = PreviousSegments::new(&cache, cache.manifest().unwrap_or_default());
+    let mut plans = Vec::with_capacity(ranges.len());
     let mut to_read = Vec::new();
-    for ((build, key), cached) in builds.iter().zip(keys).zip(cached) {
+    for ((range, key), cached) in ranges.into_iter().zip(keys).zip(cached) {
         if let Some(cached) = cached {
             plans.push(Plan::Cached(cached));
             continue;
         }
-        let build_dir = dir.join(&build.name);
-        let mut rpms = Vec::new();
-        for file in std::fs::read_dir(&build_dir)
-            .with_context(|| format!("list {}", build_dir.display()))?
-        {
-            let file = file?;
-            let name = file.file_name();
-            if name.to_string_lossy().ends_with(".rpm") && file.file_type()?.is_file() {
-                rpms.push(Path::new(&build.name).join(name));
+        let mut sources = Vec::new();
+        let mut members = Vec::new();
+        for build in &builds[range] {
+            members.push((build.name.clone(), build.marker.clone()));
+            if let Some(known) = previous.build(&build.name, &build.marker) {
+                sources.extend(known.into_iter().map(Source::Known));
+                continue;
+            }
+            let build_dir = dir.join(&build.name);
+            let mut rpms = Vec::new();
+            for file in std::fs::read_dir(&build_dir)
+                .with_context(|| format!("list {}", build_dir.display()))?
+            {
+                let file = file?;
+                let name = file.file_name();
+                if name.to_string_lossy().ends_with(".rpm") && file.file_type()?.is_file() {
+                    rpms.push(Path::new(&build.name).join(name));
+                }
+            }
+            rpms.sort();
+            for rpm in rpms {
+                sources.push(Source::Read(to_read.len()));
+                to_read.push(rpm);
             }
         }
-        rpms.sort();
-        let sources = rpms
-            .into_iter()
-            .map(|rpm| {
-                to_read.push(rpm);
-                Source::Read(to_read.len() - 1)
-            })
-            .collect();
-        plans.push(Plan::Make { key, sources });
+        plans.push(Plan::Make {
+            key,
+            sources,
+            builds: members,
+        });
     }
     assemble(dir, plans, &to_read, compression, sign)
 }
@@ -368,7 +404,12 @@ enum Source {
 /// One segment of the new metadata.
 enum Plan {
     Cached(Segment),
-    Make { key: String, sources: Vec<Source> },
+    Make {
+        key: String,
+        sources: Vec<Source>,
+        /// The publisher's builds it holds (name, marker); none for `createrepo`.
+        builds: Vec<(String, String)>,
+    },
 }
 
 /// The segments of the previous `createrepo` run, loaded when a package of a changed segment is
@@ -387,6 +428,23 @@ impl<'a> PreviousSegments<'a> {
             manifest,
             loaded: HashMap::new(),
         }
+    }
+
+    /// The packages of build `name` signed as `marker`, if a previous segment has them.
+    fn build(&mut self, name: &str, marker: &str) -> Option<Vec<RenderedPackage>> {
+        // The segment whose first href is the last before every `<name>/…` ('0' follows '/').
+        let probe = format!("{name}0");
+        let after = self
+            .manifest
+            .partition_point(|(_, first)| first.as_str() < probe.as_str());
+        let index = after.checked_sub(1)?;
+        let cache = self.cache;
+        let key = &self.manifest[index].0;
+        self.loaded
+            .entry(index)
+            .or_insert_with(|| cache.load(key))
+            .as_ref()?
+            .build(name, marker)
     }
 
     /// The elements of exactly the file `id`, if a previous segment has them.
@@ -409,12 +467,22 @@ impl<'a> PreviousSegments<'a> {
 /// whose hash is a multiple of [`SEGMENT_MEAN`] (or at [`SEGMENT_MAX`]), so adding or removing a
 /// package changes only the segment it falls into.
 fn segment_bounds<'a>(hrefs: impl Iterator<Item = &'a str>) -> Vec<Range<usize>> {
+    content_bounds(hrefs, SEGMENT_MEAN, SEGMENT_MAX)
+}
+
+/// Cuts a sorted list of names into runs that end after a name whose hash is a multiple of
+/// `mean`, or after `max` names.
+fn content_bounds<'a>(
+    names: impl Iterator<Item = &'a str>,
+    mean: u64,
+    max: usize,
+) -> Vec<Range<usize>> {
     let mut bounds = Vec::new();
     let mut start = 0;
     let mut end = 0;
-    for href in hrefs {
+    for name in names {
         end += 1;
-        if fnv1a(href.as_bytes()).is_multiple_of(SEGMENT_MEAN) || end - start >= SEGMENT_MAX {
+        if fnv1a(name.as_bytes()).is_multiple_of(mean) || end - start >= max {
             bounds.push(start..end);
             start = end;
         }
@@ -482,9 +550,13 @@ fn assemble(
     for (index, plan) in plans.into_iter().enumerate() {
         match plan {
             Plan::Cached(segment) => segments.push(Some(segment)),
-            Plan::Make { key, sources } => {
+            Plan::Make {
+                key,
+                sources,
+                builds,
+            } => {
                 segments.push(None);
-                jobs.push((index, key, sources));
+                jobs.push((index, key, sources, builds));
             }
         }
     }
@@ -502,7 +574,7 @@ fn assemble(
                             .lock()
                             .unwrap_or_else(|poisoned| poisoned.into_inner())
                             .pop();
-                        let Some((index, key, sources)) = job else {
+                        let Some((index, key, sources, builds)) = job else {
                             return Ok(());
                         };
                         let packages: Vec<RenderedPackage> = sources
@@ -512,7 +584,8 @@ fn assemble(
                                 Source::Read(i) => RenderedPackage::from(&entries[i]),
                             })
                             .collect();
-                        let segment = Segment::make(key, &packages, compression)?;
+                        let segment =
+                            Segment::make(key, &packages, compression)?.with_builds(builds);
                         if let Err(e) = cache.store(&segment) {
                             tracing::warn!(dir = %dir.display(), "cannot cache a segment: {e:#}");
                         }

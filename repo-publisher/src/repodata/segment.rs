@@ -32,10 +32,10 @@ pub const KINDS: [&str; 3] = ["primary", "filelists", "other"];
 
 /// Changes whenever the rendering of a `<package>` or the cache file layout changes, so that a
 /// newer ferrocopr never reuses what an older one cached.
-const FORMAT: &str = concat!("ferrocopr-segment 1 ", env!("CARGO_PKG_VERSION"));
+const FORMAT: &str = concat!("ferrocopr-segment 2 ", env!("CARGO_PKG_VERSION"));
 
 /// First bytes of a cache file.
-const MAGIC: &[u8] = b"ferrocopr-segment 1\n";
+const MAGIC: &[u8] = b"ferrocopr-segment 2\n";
 
 /// Appends the CRC-32 of `bytes` to them.
 fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -80,6 +80,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct Segment {
     pub key: String,
+    /// The publisher's build directories it holds, with their markers (none for `createrepo`).
+    builds: Vec<(String, String)>,
     entries: Vec<Entry>,
     /// The uncompressed `<package>` elements of primary, filelists and other.
     pub plain: [Vec<u8>; 3],
@@ -145,10 +147,30 @@ impl Segment {
         ];
         Ok(Segment {
             key,
+            builds: Vec::new(),
             entries,
             plain,
             packed,
         })
+    }
+
+    /// Records the build directories (name, marker) whose packages this segment holds.
+    pub fn with_builds(mut self, builds: Vec<(String, String)>) -> Segment {
+        self.builds = builds;
+        self
+    }
+
+    /// The packages of build directory `name`, if this segment holds it with `marker`.
+    pub fn build(&self, name: &str, marker: &str) -> Option<Vec<RenderedPackage>> {
+        if !self.builds.iter().any(|(n, m)| n == name && m == marker) {
+            return None;
+        }
+        let prefix = format!("{name}/");
+        self.entries
+            .iter()
+            .filter(|e| e.id.href.starts_with(&prefix))
+            .map(|e| self.package(&e.id))
+            .collect()
     }
 
     /// How many packages it holds.
@@ -192,6 +214,13 @@ impl Segment {
         let total: usize = self.plain.iter().chain(&self.packed).map(Vec::len).sum();
         let mut out = Vec::with_capacity(total + self.entries.len() * 96 + 64);
         out.extend_from_slice(MAGIC);
+        put(&mut out, self.builds.len() as u64);
+        for (name, marker) in &self.builds {
+            put(&mut out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+            put(&mut out, marker.len() as u64);
+            out.extend_from_slice(marker.as_bytes());
+        }
         put(&mut out, self.entries.len() as u64);
         for e in &self.entries {
             put(&mut out, e.id.href.len() as u64);
@@ -216,6 +245,15 @@ impl Segment {
         let mut r = Cursor { bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             bail!("not a segment of this format");
+        }
+        let build_count = usize::try_from(r.u64()?)?;
+        let mut builds = Vec::with_capacity(build_count.min(1 << 20));
+        for _ in 0..build_count {
+            let len = usize::try_from(r.u64()?)?;
+            let name = std::str::from_utf8(r.take(len)?)?.to_owned();
+            let len = usize::try_from(r.u64()?)?;
+            let marker = std::str::from_utf8(r.take(len)?)?.to_owned();
+            builds.push((name, marker));
         }
         let count = usize::try_from(r.u64()?)?;
         let mut entries = Vec::with_capacity(count.min(1 << 20));
@@ -254,6 +292,7 @@ impl Segment {
         }
         Ok(Segment {
             key: key.to_owned(),
+            builds,
             entries,
             plain,
             packed,
@@ -442,10 +481,36 @@ mod tests {
             assert_eq!(loaded.package(&id), Some(package("b.rpm")));
             let changed = FileId { mtime: 21, ..id };
             assert_eq!(loaded.package(&changed), None);
+            assert_eq!(loaded.build("b", "m"), None, "no builds recorded");
             let mut text = String::new();
             decompress(compression, &loaded.packed[0][..], &mut text).expect("decompress");
             assert_eq!(text.as_bytes(), made.plain[0]);
         }
+    }
+
+    #[test]
+    fn a_segment_gives_back_a_build_only_with_its_marker() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(tmp.path());
+        let packages = [
+            package("1-a/x.rpm"),
+            package("1-a/y.rpm"),
+            package("2-b/z.rpm"),
+        ];
+        let made = Segment::make("k".into(), &packages, Compression::Gzip)
+            .expect("make the segment")
+            .with_builds(vec![
+                ("1-a".into(), "m1".into()),
+                ("2-b".into(), "m2".into()),
+            ]);
+        cache.store(&made).expect("store");
+        let loaded = cache.load("k").expect("load");
+        assert_eq!(
+            loaded.build("1-a", "m1"),
+            Some(vec![package("1-a/x.rpm"), package("1-a/y.rpm")])
+        );
+        assert_eq!(loaded.build("1-a", "signed again"), None);
+        assert_eq!(loaded.build("3-c", "m3"), None);
     }
 
     #[test]
