@@ -17,8 +17,8 @@
 //! its bytes that every load checks: one that is missing, truncated or damaged (say, by a power
 //! loss before the kernel wrote it out) only means its segment is made again. Entries are not
 //! synced one by one: the cache is derived data, checked on every load, and the first publish of
-//! a chroot of 20,000 builds would otherwise wait for 20,000 fsyncs. The metadata files and
-//! `repomd.xml` themselves are synced before `repomd.xml` is renamed.
+//! a large repository would otherwise wait for one fsync per segment (hundreds to thousands).
+//! The metadata files and `repomd.xml` themselves are synced before `repomd.xml` is renamed.
 
 use super::{Compression, RenderedPackage};
 use anyhow::{Context, bail};
