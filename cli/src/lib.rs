@@ -73,6 +73,9 @@ pub struct Config {
     pub signer_remote: Option<RemoteSignerConfig>,
     /// The chroots this instance builds in (`.copr.yaml` aliases expand to these).
     pub chroots: Vec<String>,
+    /// How the repodata's metadata files are compressed: gzip (the default, which every dnf
+    /// reads) or zstd.
+    pub repodata_compression: ferrocopr_repo_publisher::repodata::Compression,
     /// The dist-git instances builds may take packages from (Fedora's and CentOS Stream's by
     /// default); the scheduler config's `distgit_instances` adds to these.
     pub distgit_instances: BTreeMap<String, DistgitInstance>,
@@ -216,7 +219,7 @@ pub async fn run(
         routing: scheduling.routing,
         signer,
         distgit: Arc::clone(&distgit),
-        publisher: Publisher::new(),
+        publisher: Publisher::with_compression(config.repodata_compression),
         lookaside_url: format!("{internal}/distgit/lookaside/pkgs"),
         uploads_url: format!("{internal}/uploads"),
         distgit_instances,

@@ -5,14 +5,18 @@
 //! `pubkey.gpg` (REFERENCE §2). Publishes of one directory never interleave their metadata
 //! writes, and requests that pile up while one write runs are served by a single next write
 //! rather than one each (Copr queues them behind a lock). Repodata is written natively
-//! ([`repodata`]), reading only the packages that are new or changed since the last publish; its
-//! errors are returned in full, never swallowed (copr#3163).
+//! ([`repodata`]) and incrementally: the build directories are grouped into cached segments of
+//! the metadata that record each build's `signed` marker, so publishing or removing a build reads
+//! only that build's packages, and the other builds cost a listing of the chroot directory, a
+//! stat of their markers and a copy of their cached bytes. Errors are returned in full, never
+//! swallowed (copr#3163).
 
 pub mod repodata;
 
 use anyhow::Context;
 use ferrocopr_schema::task::{SIGNED_FILE, SUCCESS_FILE};
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +34,8 @@ pub trait RepomdSigner: Send + Sync {
 #[derive(Debug, Default, Clone)]
 pub struct Publisher {
     dirs: Arc<Mutex<HashMap<PathBuf, Arc<DirState>>>>,
+    /// How the metadata files are compressed (gzip unless told otherwise).
+    compression: repodata::Compression,
 }
 
 /// The publish requests of one chroot directory.
@@ -53,6 +59,14 @@ pub enum Published {
 impl Publisher {
     pub fn new() -> Publisher {
         Publisher::default()
+    }
+
+    /// A publisher that compresses the metadata files as `compression` says.
+    pub fn with_compression(compression: repodata::Compression) -> Publisher {
+        Publisher {
+            compression,
+            ..Publisher::default()
+        }
     }
 
     fn state_for(&self, dir: &Path) -> Arc<DirState> {
@@ -97,8 +111,9 @@ impl Publisher {
         }
         // Every request numbered up to here is served by the scan below.
         let covers = state.requested.load(Ordering::SeqCst);
-        let packages = published_packages(chroot_dir).await?;
+        let builds = published_builds(chroot_dir).await?;
         let dir = chroot_dir.to_owned();
+        let compression = self.compression;
         let runtime = tokio::runtime::Handle::current();
         let outcome = tokio::task::spawn_blocking(move || {
             // The writer runs on a blocking thread; the signer is asked from there.
@@ -107,7 +122,7 @@ impl Publisher {
                 None => anyhow::bail!("no signer"),
             };
             let sign: Option<repodata::SignRepomd<'_>> = signer.is_some().then_some(&sign);
-            repodata::publish(&dir, packages, true, sign)
+            repodata::publish_builds(&dir, builds, compression, sign)
         })
         .await
         .context("the repodata writer panicked")?
@@ -116,6 +131,7 @@ impl Publisher {
             dir = %chroot_dir.display(),
             packages = outcome.packages,
             reused = outcome.reused,
+            read = outcome.read,
             "published repodata"
         );
         // Left as it was after a failure: the waiting requests then write for themselves.
@@ -138,24 +154,53 @@ impl Publisher {
     }
 }
 
-/// Paths, relative to `chroot_dir`, of the packages of the builds that may be published.
-async fn published_packages(chroot_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut packages = Vec::new();
-    let mut builds = tokio::fs::read_dir(chroot_dir).await?;
-    while let Some(build) = builds.next_entry().await? {
-        let done =
-            build.path().join(SUCCESS_FILE).exists() && build.path().join(SIGNED_FILE).exists();
-        if !build.file_type().await?.is_dir() || !done {
+/// The build directories of `chroot_dir` that may be published: those holding `success` and
+/// `signed`. Only the markers are looked at; the packages of a build are listed and read only
+/// when its segment is not cached yet. Plain blocking calls on a blocking thread: a chroot may
+/// hold tens of thousands of builds, and one `tokio::fs` call per entry costs a thread hop each.
+async fn published_builds(chroot_dir: &Path) -> anyhow::Result<Vec<repodata::Build>> {
+    let dir = chroot_dir.to_owned();
+    tokio::task::spawn_blocking(move || list_published_builds(&dir))
+        .await
+        .context("listing the builds panicked")?
+        .with_context(|| format!("list the builds of {}", chroot_dir.display()))
+}
+
+fn list_published_builds(chroot_dir: &Path) -> std::io::Result<Vec<repodata::Build>> {
+    let mut names = Vec::new();
+    for build in std::fs::read_dir(chroot_dir)? {
+        let build = build?;
+        let name = build.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if name.starts_with('.') || name == "repodata" || !build.file_type()?.is_dir() {
             continue;
         }
-        let mut files = tokio::fs::read_dir(build.path()).await?;
-        while let Some(file) = files.next_entry().await? {
-            let name = file.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".rpm") && file.file_type().await?.is_file() {
-                packages.push(Path::new(&build.file_name()).join(file.file_name()));
-            }
-        }
+        names.push(name.to_owned());
     }
-    packages.sort();
-    Ok(packages)
+    // Two stats per build, tens of thousands of builds: spread over the cores.
+    let builds = repodata::parallel_map(&names, |name| -> std::io::Result<_> {
+        let path = chroot_dir.join(name);
+        if !path.join(SUCCESS_FILE).try_exists()? {
+            return Ok(None);
+        }
+        let signed = match std::fs::metadata(path.join(SIGNED_FILE)) {
+            Ok(signed) => signed,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(repodata::Build {
+            name: name.clone(),
+            marker: format!(
+                "{}:{}:{}.{:09}:{}",
+                signed.dev(),
+                signed.ino(),
+                signed.mtime(),
+                signed.mtime_nsec(),
+                signed.len()
+            ),
+        }))
+    });
+    builds.into_iter().filter_map(Result::transpose).collect()
 }

@@ -224,11 +224,21 @@ fn parse(xml: &str) -> Element {
     }
 }
 
-fn gunzip(path: &Path) -> String {
+/// The uncompressed text of a metadata file: every gzip member or zstd frame of it (ours are
+/// concatenations of many).
+fn decompress(path: &Path) -> String {
     let mut out = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open metadata"))
-        .read_to_string(&mut out)
-        .expect("gunzip");
+    let file = std::fs::File::open(path).expect("open metadata");
+    if path.extension().is_some_and(|e| e == "zst") {
+        zstd::stream::read::Decoder::new(file)
+            .expect("zstd")
+            .read_to_string(&mut out)
+            .expect("unzstd");
+    } else {
+        flate2::read::MultiGzDecoder::new(file)
+            .read_to_string(&mut out)
+            .expect("gunzip");
+    }
     out
 }
 
@@ -254,13 +264,14 @@ fn read_repodata(dir: &Path) -> Repodata {
         let compressed = std::fs::read(&path).expect("read the metadata repomd names");
         let checksum = hex::encode(Sha256::digest(&compressed));
         assert_eq!(data.child("checksum").text, checksum, "{kind} checksum");
+        let extension = if href.ends_with(".zst") { "zst" } else { "gz" };
         assert_eq!(
             href,
-            format!("repodata/{checksum}-{kind}.xml.gz"),
+            format!("repodata/{checksum}-{kind}.xml.{extension}"),
             "content-addressed name"
         );
         assert_eq!(data.child("size").text, compressed.len().to_string());
-        let open = gunzip(&path);
+        let open = decompress(&path);
         assert_eq!(
             data.child("open-checksum").text,
             hex::encode(Sha256::digest(open.as_bytes())),
@@ -520,7 +531,8 @@ fn update_reuses_unchanged_packages_and_matches_a_full_createrepo_c() {
         outcome,
         repodata::Outcome {
             packages: 4,
-            reused: 3
+            reused: 3,
+            read: 1
         }
     );
     assert_ne!(
@@ -562,4 +574,61 @@ fn update_reuses_unchanged_packages_and_matches_a_full_createrepo_c() {
     let again = repodata::createrepo(&tmp.path().join("ours"), true).expect("update again");
     assert_eq!(again.reused, 4);
     assert_same_packages(&ours, &read_repodata(&tmp.path().join("ours")));
+}
+
+#[test]
+fn zstd_metadata_says_the_same_and_dnf_reads_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pool = build_pool(tmp.path());
+    let ours = tmp.path().join("ours");
+    let theirs = tmp.path().join("theirs");
+    copy_tree(&pool, &ours);
+    copy_tree(&pool, &theirs);
+    repodata::createrepo_with(&ours, false, repodata::Compression::Zstd).expect("our createrepo");
+    let repomd = std::fs::read_to_string(ours.join("repodata/repomd.xml")).expect("repomd");
+    assert_eq!(repomd.matches(".xml.zst\"").count(), 3, "{repomd}");
+    let out = Command::new("createrepo_c")
+        .args(["--no-database", "--quiet"])
+        .arg(&theirs)
+        .output()
+        .expect("createrepo_c must be installed");
+    assert!(out.status.success());
+    assert_same_packages(&read_repodata(&ours), &read_repodata(&theirs));
+    assert_eq!(
+        dnf_would_install(&ours, &tmp.path().join("root"), &["gamma"]),
+        [
+            "alpha noarch 2:1.0-3 parity",
+            "beta noarch 2.5-1 parity",
+            "gamma noarch 1.1-7 parity"
+        ]
+    );
+}
+
+/// createrepo_c reads our concatenated gzip members: its `--update` takes every package from
+/// our metadata and writes what it would have written itself.
+#[test]
+fn createrepo_c_update_reads_our_metadata() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pool = build_pool(tmp.path());
+    let ours = tmp.path().join("ours");
+    copy_tree(&pool, &ours);
+    repodata::createrepo(&ours, false).expect("our createrepo");
+    let expected = read_repodata(&ours);
+    let out = Command::new("createrepo_c")
+        .args(["--no-database", "--update", "--verbose"])
+        .arg(&ours)
+        .output()
+        .expect("createrepo_c must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("Loaded information about 3 packages"),
+        "createrepo_c did not load our metadata:\n{log}"
+    );
+    assert_same_packages(&read_repodata(&ours), &expected);
 }

@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         signer_remote: None,
         chroots: vec!["fedora-41-x86_64".to_owned()],
         distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
+        repodata_compression: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ferrocopr::run(config, listener, async move {

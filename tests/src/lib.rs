@@ -138,6 +138,7 @@ impl TestEnv {
                 .map(|c| (*c).to_owned())
                 .collect(),
             distgit_instances: ferrocopr_schema::model::default_distgit_instances(),
+            repodata_compression: Default::default(),
         };
 
         adjust(&mut config);

@@ -2,9 +2,10 @@
 //! `<package>` elements of primary, filelists and other are kept verbatim, keyed by their
 //! location href, with the file size and mtime they were made from. A package whose RPM still
 //! has that size and mtime is not read again (createrepo_c's `--update` rule); its elements are
-//! copied into the new metadata as they are.
+//! copied into the new metadata as they are. Used when a repository has no segment cache yet
+//! (written by createrepo_c or an older ferrocopr); see [`super::segment`].
 
-use super::RenderedPackage;
+use super::{Compression, RenderedPackage, segment};
 use anyhow::{Context, bail};
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashMap;
@@ -28,8 +29,11 @@ pub fn read(dir: &Path) -> anyhow::Result<HashMap<String, RenderedPackage>> {
         let file =
             std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
         let mut text = String::new();
+        // Every member or frame: ferrocopr's metadata files are concatenations of them.
         if href.ends_with(".gz") {
-            flate2::read::GzDecoder::new(file).read_to_string(&mut text)
+            segment::decompress(Compression::Gzip, file, &mut text)
+        } else if href.ends_with(".zst") {
+            segment::decompress(Compression::Zstd, file, &mut text)
         } else {
             std::io::BufReader::new(file).read_to_string(&mut text)
         }
