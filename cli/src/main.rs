@@ -242,35 +242,23 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let done = match cli.command {
         Command::Builder {
             task,
             resultdir,
             lock,
-        } => ferrocopr_builder::main_on_host(&task, &resultdir, lock.as_deref()),
+        } => return ferrocopr_builder::main_on_host(&task, &resultdir, lock.as_deref()),
         Command::DistgitImport(args) => {
             // stdout carries the result alone.
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "warn".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
-            match distgit_import(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("ferrocopr: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            log_to_stderr("warn");
+            distgit_import(args)
         }
         Command::Createrepo {
             update,
             compression,
             dir,
-        } => match ferrocopr_repo_publisher::repodata::createrepo_with(&dir, update, compression) {
-            Ok(outcome) => {
+        } => ferrocopr_repo_publisher::repodata::createrepo_with(&dir, update, compression).map(
+            |outcome| {
                 println!(
                     "{}: {} packages ({} reused, {} read)",
                     dir.join("repodata").display(),
@@ -278,59 +266,50 @@ fn main() -> ExitCode {
                     outcome.reused,
                     outcome.read
                 );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ferrocopr: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+            },
+        ),
         Command::User(UserCommand::Create {
             name,
             admin,
             groups,
             data,
-        }) => match create_user(&name, admin, &groups, data) {
-            Ok(config) => {
-                print!("{config}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ferrocopr: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        }) => create_user(&name, admin, &groups, data).map(|config| print!("{config}")),
         Command::Signer(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .init();
-            match signer(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("ferrocopr: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            log_to_stdout();
+            signer(args)
         }
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .init();
-            match serve(*args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("ferrocopr: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            log_to_stdout();
+            serve(*args)
+        }
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrocopr: {e:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+/// The services' log: `info` and up unless `RUST_LOG` says otherwise.
+fn log_to_stdout() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+/// The one-shot commands' log, on stderr so that stdout carries their result alone.
+fn log_to_stderr(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Imports as the scheduler would, on stdout only the result:

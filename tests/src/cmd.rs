@@ -77,3 +77,25 @@ where
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// Runs a prepared blocking command (for tests' setup outside the runtime: rpmbuild, rpmsign,
+/// `ferrocopr createrepo`); panics with everything it printed unless it succeeded, and returns
+/// its stdout and stderr.
+#[track_caller]
+pub fn check(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}

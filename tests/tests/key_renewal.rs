@@ -13,6 +13,7 @@ use ferrocopr_signer::rpm_header::sign_rpm;
 use ferrocopr_signer::{KeyAlgorithm, KeyPolicy, LocalSigner, SignerClient};
 use ferrocopr_tests::InstallRoot;
 use ferrocopr_tests::builder_bin::ferrocopr_binary;
+use ferrocopr_tests::cmd::check;
 use sequoia_openpgp::Cert;
 use sequoia_openpgp::parse::Parse;
 use std::path::{Path, PathBuf};
@@ -28,17 +29,6 @@ fn spec(name: &str) -> String {
          %description\n{name}\n%install\nmkdir -p %{{buildroot}}/usr/share/{name}\n\
          echo hi > %{{buildroot}}/usr/share/{name}/hi\n%files\n/usr/share/{name}/hi\n"
     )
-}
-
-fn check(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
 }
 
 /// `<dir>/<name>.rpm`, unsigned, built with rpmbuild.

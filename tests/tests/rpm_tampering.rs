@@ -6,6 +6,7 @@
 
 use ferrocopr_schema::{BuildId, State};
 use ferrocopr_tests::builder_bin::ferrocopr_binary;
+use ferrocopr_tests::cmd::check;
 use ferrocopr_tests::packages::{self, HELLO_SPEC};
 use ferrocopr_tests::{DbKind, TestEnv};
 use std::path::{Path, PathBuf};
@@ -13,11 +14,6 @@ use std::process::Command;
 
 const CHROOT: &str = "fedora-41-x86_64";
 const RPM: &str = "hello-1.0-1.fc41.noarch.rpm";
-
-fn check(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed with {status}");
-}
 
 /// The SRPM, and the same package built here without any signature.
 fn srpm_and_unsigned_rpm(dir: &Path) -> (Vec<u8>, PathBuf) {

@@ -6,6 +6,7 @@
 
 use ferrocopr_schema::model::DistgitInstance;
 use ferrocopr_schema::{BuildId, State};
+use ferrocopr_tests::cmd::check;
 use ferrocopr_tests::files::FileServer;
 use ferrocopr_tests::{DbKind, Status, Submission, TestEnv, packages};
 use std::path::{Path, PathBuf};
@@ -47,11 +48,6 @@ install -m 0644 hello.txt %{{buildroot}}/usr/share/hello/extra.txt
 %endif
 "
     )
-}
-
-fn check(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed with {status}");
 }
 
 /// Writes `hello-1.0.tar.gz` and `hello.spec` (with `source0`) into `dir`.
