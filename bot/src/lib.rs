@@ -76,7 +76,7 @@ pub fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
     env.add_filter("datetime", |seconds: Option<i64>| {
         seconds.map_or_else(|| "-".to_owned(), texts::utc_time)
     });
-    env.add_filter("duration", |seconds: i64| texts::duration(seconds));
+    env.add_filter("duration", texts::duration);
     Ok(env)
 }
 

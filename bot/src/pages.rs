@@ -96,8 +96,22 @@ fn build_row(summary: &BuildSummary) -> Value {
         state => summary.state().name(),
         submitter => build.submitter.clone(),
         submitted_on => build.submitted_on,
-        took => took(build.started_on, build.ended_on),
+        took => finished_after(summary),
     }
+}
+
+/// Seconds from a finished build's submission to the end of its last part.
+fn finished_after(summary: &BuildSummary) -> Option<i64> {
+    if !summary.state().is_finished() {
+        return None;
+    }
+    let end = summary
+        .chroots
+        .iter()
+        .filter_map(|c| c.ended_on)
+        .chain(summary.build.ended_on)
+        .max()?;
+    Some(end - summary.build.submitted_on)
 }
 
 /// `GET /`: listed projects and recent builds.
@@ -289,7 +303,7 @@ pub async fn build_page(
         build.source_state,
         build.started_on,
         build.ended_on,
-        (build.started_on.is_some()).then_some(srpm_results),
+        build.started_on.is_some().then_some(srpm_results),
     )];
     for c in &chroots {
         let results = build
