@@ -11,9 +11,13 @@
 #   make:                      the make_srpm SRPM method (make -f .copr/Makefile srpm)
 #   git:                       `git archive` for Source0 tarballs
 #   openssh-server, openssh-client: a real sshd and ssh-keygen for the SSH builder host tests
+#   chromium:                  the web UI's acceptance test loads every page in headless Chromium,
+#                              follows a running build's log with the page's script and takes
+#                              the screenshots in docs/screenshots/ (large, ~300 MB with its
+#                              libraries, but CI needs it: that test fails without it)
 set -euo pipefail
 
-packages=(make rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client)
+packages=(make rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

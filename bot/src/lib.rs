@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod events;
 pub mod forge;
+pub mod pages;
 mod queue;
 pub mod reporter;
 pub mod submit;
@@ -58,9 +59,24 @@ pub struct BotState {
 /// The templates, embedded in the binary.
 pub fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
     let mut env = minijinja::Environment::new();
-    env.add_template("base.html", include_str!("../templates/base.html"))?;
-    env.add_template("build.html", include_str!("../templates/build.html"))?;
-    env.add_template("error.html", include_str!("../templates/error.html"))?;
+    // minijinja's default, made explicit because everything users write depends on it: `.html`
+    // templates escape every value (a description with `<script>` is shown as text).
+    env.set_auto_escape_callback(minijinja::default_auto_escape_callback);
+    for (name, source) in [
+        ("base.html", include_str!("../templates/base.html")),
+        ("macros.html", include_str!("../templates/macros.html")),
+        ("home.html", include_str!("../templates/home.html")),
+        ("project.html", include_str!("../templates/project.html")),
+        ("build.html", include_str!("../templates/build.html")),
+        ("status.html", include_str!("../templates/status.html")),
+        ("error.html", include_str!("../templates/error.html")),
+    ] {
+        env.add_template(name, source)?;
+    }
+    env.add_filter("datetime", |seconds: Option<i64>| {
+        seconds.map_or_else(|| "-".to_owned(), texts::utc_time)
+    });
+    env.add_filter("duration", texts::duration);
     Ok(env)
 }
 
@@ -69,7 +85,7 @@ pub fn app(state: BotState) -> Router {
     let results = ServeDir::new(&state.results_dir);
     let uploads = ServeDir::new(&state.submissions.uploads_dir);
     Router::new()
-        .route("/", get(|| async { "ferrocopr\n" }))
+        .route("/", get(pages::home))
         .route(
             "/webhooks/github",
             post(webhook::github)
@@ -86,12 +102,22 @@ pub fn app(state: BotState) -> Router {
             "/coprs/{owner}/{dirname}/repo/{name_release}/dnf.repo",
             get(web::dnf_repo),
         )
-        .route("/coprs/{owner}/{dirname}/build/{id}/", get(web::build_page))
+        .route("/coprs/{owner}/{project}/", get(pages::project_page))
+        .route(
+            "/coprs/{owner}/{dirname}/build/{id}/",
+            get(pages::build_page),
+        )
+        .route(
+            "/coprs/{owner}/{dirname}/build/{id}/live-log/{part}",
+            get(pages::live_log),
+        )
+        .route("/status/", get(pages::status_page))
         .route("/api/queue", get(queue::queue))
         // Copr's short form, which its own clients and old links use.
-        .route("/coprs/build/{id}/", get(web::build_by_id))
+        .route("/coprs/build/{id}/", get(pages::build_by_id))
         .nest_service("/results", results)
         .nest_service("/uploads", uploads)
+        .fallback(pages::not_found)
         .with_state(state)
 }
 

@@ -262,6 +262,47 @@ pub fn iso_date(seconds: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+// The web UI (`pages`). The templates hold the pages' wording; these are the texts that
+// handlers compute.
+
+pub const PAGE_NOT_FOUND: &str = "There is no page at this address.";
+pub const LOG_NOT_FOUND: &str = "This build has no such part, so no such log.";
+
+/// The public URL of Fedora's Copr: the only hub `dnf copr enable` knows without `--hub`.
+pub const FEDORA_COPR_URL: &str = "https://copr.fedorainfracloud.org";
+
+/// The line that enables a CoprDir's repository (REFERENCE §3): any other instance than
+/// Fedora's must be named with `--hub`, before the subcommand, which dnf4 and dnf5 both accept.
+pub fn dnf_copr_enable(public_url: &str, owner: &str, dirname: &str) -> String {
+    if public_url == FEDORA_COPR_URL {
+        format!("dnf copr enable {owner}/{dirname}")
+    } else {
+        format!("dnf copr --hub {public_url} enable {owner}/{dirname}")
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of a time in seconds since the epoch.
+pub fn utc_time(seconds: i64) -> String {
+    let day = seconds.rem_euclid(86_400);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        iso_date(seconds),
+        day / 3_600,
+        day % 3_600 / 60,
+        day % 60
+    )
+}
+
+/// A duration for people: `42 s`, `3 min 5 s`, `2 h 7 min`.
+pub fn duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3_600 => format!("{} min {} s", seconds / 60, seconds % 60),
+        _ => format!("{} h {} min", seconds / 3_600, seconds % 3_600 / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +414,24 @@ mod tests {
             unknown_chroot("fedora-9-x86_64"),
             "fedora-9-x86_64 is not a chroot of this instance."
         );
+    }
+
+    #[test]
+    fn web_texts() {
+        assert_eq!(
+            dnf_copr_enable("http://127.0.0.1:8080", "alice", "hello:pr:3"),
+            "dnf copr --hub http://127.0.0.1:8080 enable alice/hello:pr:3"
+        );
+        assert_eq!(
+            dnf_copr_enable(FEDORA_COPR_URL, "@tools", "x"),
+            "dnf copr enable @tools/x"
+        );
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        assert_eq!(duration(42), "42 s");
+        assert_eq!(duration(185), "3 min 5 s");
+        assert_eq!(duration(7_620), "2 h 7 min");
+        assert_eq!(PAGE_NOT_FOUND, "There is no page at this address.");
     }
 
     #[test]

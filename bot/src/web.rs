@@ -1,14 +1,12 @@
-//! What users and dnf read over HTTP: repo files for `dnf copr enable` and the build page that
-//! commit statuses link to.
+//! What dnf reads over HTTP: repo files for `dnf copr enable`; and the rendering every web page
+//! shares ([`page`], [`error_page`]; the pages themselves are in [`crate::pages`]).
 
 use crate::{BotState, texts};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
-use ferrocopr_schema::state::build_state;
-use ferrocopr_schema::task::SRPM_CHROOT;
-use ferrocopr_schema::{BuildId, Chroot};
+use ferrocopr_schema::Chroot;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -69,12 +67,22 @@ pub async fn dnf_repo(
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-fn page(
+/// Seconds since the epoch, for "since when" and the pages' footer.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Renders `template` with `context` (and the time of rendering, `now`).
+pub(crate) fn page(
     state: &BotState,
     status: StatusCode,
     template: &str,
     context: minijinja::Value,
 ) -> Response {
+    let context = minijinja::context! { now => now(), ..context };
     match state
         .templates
         .get_template(template)
@@ -85,70 +93,10 @@ fn page(
     }
 }
 
+/// A page saying what went wrong, with its HTTP status.
 pub fn error_page(state: &BotState, status: StatusCode, message: &str) -> Response {
     let context = minijinja::context! { status => status.to_string(), message };
     page(state, status, "error.html", context)
-}
-
-/// `GET /coprs/build/{id}/`: Copr's short link, redirected to the build's page.
-pub async fn build_by_id(State(state): State<BotState>, Path(id): Path<i64>) -> Response {
-    match state.db.build(BuildId(id)).await {
-        Ok(Some(build)) => Redirect::permanent(&format!(
-            "/coprs/{}/{}/build/{}/",
-            build.project.owner, build.dirname, build.id
-        ))
-        .into_response(),
-        Ok(None) => error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
-        Err(e) => internal(e),
-    }
-}
-
-/// `GET /coprs/{owner}/{dir}/build/{id}/`: the page commit statuses link to, with every log.
-pub async fn build_page(
-    State(state): State<BotState>,
-    Path((owner, dirname, id)): Path<(String, String, i64)>,
-) -> Response {
-    let build = match state.db.build(BuildId(id)).await {
-        Ok(Some(build)) if build.project.owner == owner && build.dirname == dirname => build,
-        Ok(_) => return error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
-        Err(e) => return internal(e),
-    };
-    let chroots = match state.db.build_chroots(build.id).await {
-        Ok(chroots) => chroots,
-        Err(e) => return internal(e),
-    };
-    let dir = format!(
-        "{}/results/{}/{}",
-        state.public_url, build.project.owner, build.dirname
-    );
-    let states: Vec<_> = chroots.iter().map(|c| c.state).collect();
-    let overall = build_state(build.cancel_requested, build.source_state, &states);
-    let chroot_rows: Vec<_> = chroots
-        .iter()
-        .map(|c| {
-            let results = build
-                .pkg_name
-                .as_ref()
-                .map(|pkg| format!("{dir}/{}/{}-{pkg}", c.chroot, build.id.padded()));
-            minijinja::context! { name => c.chroot.clone(), state => c.state.name(), results }
-        })
-        .collect();
-    let context = minijinja::context! {
-        build => minijinja::context! {
-            id => build.id.0,
-            owner => build.project.owner,
-            dirname => build.dirname,
-            submitter => build.submitter,
-            state => overall.name(),
-            source_state => build.source_state.name(),
-            package => build.pkg_name,
-            version => build.pkg_version,
-            fail_reason => build.fail_reason,
-            srpm_results => format!("{dir}/{SRPM_CHROOT}/{}", build.id.padded()),
-        },
-        chroots => chroot_rows,
-    };
-    page(&state, StatusCode::OK, "build.html", context)
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! `Any` driver; both accept `$N` placeholders. State changes take a [`Transition`] and are
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
+mod pages;
 mod projects;
 mod prune;
 mod queue;
 mod users;
+pub use pages::{BuildSummary, DirSummary, PackageSummary};
 pub use projects::{Page, Project, ProjectSettings};
 pub use prune::{PruneCandidate, Pruning};
 pub use queue::{QueuedTask, sandbox};

@@ -83,6 +83,21 @@ pub async fn get(url: &str) -> HttpResponse {
     .expect("the HTTP GET task panicked")
 }
 
+/// `GET url` with `headers` (a `Range`, say).
+pub async fn get_with(url: &str, headers: Vec<(String, String)>) -> HttpResponse {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut request = agent().get(&url);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let response = request.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        collect(&url, response)
+    })
+    .await
+    .expect("the HTTP GET task panicked")
+}
+
 /// `POST url` with `headers` and `body`.
 pub async fn post(url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> HttpResponse {
     let url = url.to_owned();

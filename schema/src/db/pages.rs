@@ -1,0 +1,175 @@
+//! What the web UI reads (issue #7): recent builds for the home page, a project's builds,
+//! CoprDirs and packages for its page. Read-only; the scheduler alone moves builds.
+
+use super::{
+    BUILD_COLUMNS, BUILD_FROM, Build, BuildChroot, CHROOT_COLUMNS, Db, DbResult, build_from_row,
+    chroot_from_row,
+};
+use crate::model::{BuildId, ProjectRef};
+use crate::state::{State, build_state};
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::BTreeMap;
+
+/// A build with its chroots: what a line of a build list shows.
+#[derive(Debug, Clone)]
+pub struct BuildSummary {
+    pub build: Build,
+    pub chroots: Vec<BuildChroot>,
+}
+
+impl BuildSummary {
+    /// The build's overall state, as Copr computes it (REFERENCE §1).
+    pub fn state(&self) -> State {
+        let states: Vec<_> = self.chroots.iter().map(|c| c.state).collect();
+        build_state(
+            self.build.cancel_requested,
+            self.build.source_state,
+            &states,
+        )
+    }
+}
+
+/// A CoprDir of a project: the main one, `project:pr:<N>` or `project:custom:<x>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirSummary {
+    pub name: String,
+    pub builds: i64,
+    /// The newest build in it, if any.
+    pub last_build: Option<BuildId>,
+    /// When the retention loop deletes it (closed pull requests).
+    pub delete_after: Option<i64>,
+}
+
+/// A package of a project: its newest build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageSummary {
+    pub name: String,
+    pub version: Option<String>,
+    pub last_build: BuildId,
+    pub builds: i64,
+}
+
+impl Db {
+    /// The newest builds of listed projects, newest first (the home page).
+    pub async fn recent_builds(&self, limit: i64) -> DbResult<Vec<BuildSummary>> {
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.unlisted_on_hp = 0 \
+             ORDER BY b.id DESC LIMIT $1"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let builds = rows.iter().map(build_from_row).collect::<DbResult<_>>()?;
+        self.with_chroots(builds).await
+    }
+
+    /// The newest builds of a project, in all its CoprDirs, newest first.
+    pub async fn project_builds(
+        &self,
+        project: &ProjectRef,
+        limit: i64,
+    ) -> DbResult<Vec<BuildSummary>> {
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.owner = $1 AND p.name = $2 \
+             ORDER BY b.id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(&project.owner)
+            .bind(&project.project)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let builds = rows.iter().map(build_from_row).collect::<DbResult<_>>()?;
+        self.with_chroots(builds).await
+    }
+
+    /// The CoprDirs of a project that are not deleted, the main one first.
+    pub async fn project_dirs(&self, project: &ProjectRef) -> DbResult<Vec<DirSummary>> {
+        let rows = sqlx::query(
+            "SELECT d.name, COUNT(b.id), MAX(b.id), d.delete_after FROM copr_dirs d \
+             JOIN projects p ON p.id = d.project_id LEFT JOIN builds b ON b.copr_dir_id = d.id \
+             WHERE p.owner = $1 AND p.name = $2 AND d.deleted_on IS NULL \
+             GROUP BY d.id, d.name, d.delete_after ORDER BY d.id",
+        )
+        .bind(&project.owner)
+        .bind(&project.project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DirSummary {
+                    name: row.try_get(0)?,
+                    builds: row.try_get(1)?,
+                    last_build: row.try_get::<Option<i64>, _>(2)?.map(BuildId),
+                    delete_after: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The packages built in a project (those whose SRPM told their name), by name.
+    pub async fn project_packages(&self, project: &ProjectRef) -> DbResult<Vec<PackageSummary>> {
+        let rows = sqlx::query(
+            "SELECT b.pkg_name, COUNT(b.id), MAX(b.id) FROM builds b \
+             JOIN copr_dirs d ON d.id = b.copr_dir_id JOIN projects p ON p.id = d.project_id \
+             WHERE p.owner = $1 AND p.name = $2 AND b.pkg_name IS NOT NULL \
+             GROUP BY b.pkg_name ORDER BY b.pkg_name",
+        )
+        .bind(&project.owner)
+        .bind(&project.project)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut packages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let last_build = BuildId(row.try_get(2)?);
+            let version: Option<String> =
+                sqlx::query("SELECT pkg_version FROM builds WHERE id = $1")
+                    .bind(last_build.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.try_get(0))
+                    .transpose()?
+                    .flatten();
+            packages.push(PackageSummary {
+                name: row.try_get(0)?,
+                version,
+                last_build,
+                builds: row.try_get(1)?,
+            });
+        }
+        Ok(packages)
+    }
+
+    /// `builds` with their chroots, in one query for all of them.
+    async fn with_chroots(&self, builds: Vec<Build>) -> DbResult<Vec<BuildSummary>> {
+        if builds.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Integers only: nothing a user wrote reaches this statement's text.
+        let ids = builds
+            .iter()
+            .map(|b| b.id.0.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE build_id IN ({ids}) \
+             ORDER BY build_id, chroot"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut chroots: BTreeMap<i64, Vec<BuildChroot>> = BTreeMap::new();
+        for row in &rows {
+            let chroot = chroot_from_row(row)?;
+            chroots.entry(chroot.build_id.0).or_default().push(chroot);
+        }
+        Ok(builds
+            .into_iter()
+            .map(|build| BuildSummary {
+                chroots: chroots.remove(&build.id.0).unwrap_or_default(),
+                build,
+            })
+            .collect())
+    }
+}
