@@ -9,9 +9,10 @@
 #   make:                      the make_srpm SRPM method (make -f .copr/Makefile srpm)
 #   git:                       `git archive` for Source0 tarballs
 #   openssh-server, openssh-client: a real sshd and ssh-keygen for the SSH builder host tests
+#   python3, python3-venv:    a virtualenv with the real copr-cli from PyPI (tests/tests/copr_cli.rs)
 set -euo pipefail
 
-packages=(make rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client)
+packages=(make rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
