@@ -262,6 +262,10 @@ pub fn api_build_chroot_not_found(id: i64, chroot: &str) -> String {
     format!("Build {id} has no chroot {chroot}.")
 }
 
+pub fn api_package_not_found(package: &str, project: &ProjectRef) -> String {
+    format!("Project {project} has no package {package}.")
+}
+
 pub fn api_chroot_not_in_project(chroot: &str, project: &ProjectRef) -> String {
     format!("{chroot} is not a chroot of project {project}.")
 }

@@ -1,12 +1,14 @@
 //! The API v3 (`/api_3/`, issue 7) over HTTP: every endpoint's errors are JSON `{"error": …}`
 //! with the status copr-cli branches on (a table: malformed bodies, missing, malformed, wrong
-//! and expired credentials, forbidden owners, unknown projects and builds), and a build
+//! and expired credentials, forbidden owners, unknown projects and builds, and what granted
+//! roles and group membership allow), and a build
 //! uploaded through the API is built, listed page by page, shown per chroot and in dnf5's
 //! `rpmrepo`, while a second one is canceled.
 
 use base64::Engine;
 use ferrocopr_bot::users::{Credentials, create_user};
-use ferrocopr_schema::BuildId;
+use ferrocopr_schema::permissions::Role;
+use ferrocopr_schema::{BuildId, ProjectRef};
 use ferrocopr_tests::http::{HttpResponse, request};
 use ferrocopr_tests::{DbKind, TestEnv, packages};
 use serde_json::{Value, json};
@@ -31,11 +33,20 @@ enum As {
     WrongToken,
     Malformed,
     Expired,
+    /// Granted `builder` in alice/hello.
+    Bob,
+    /// Granted `admin` in alice/hello.
+    Carol,
+    /// A member of `@ruby`.
+    Dave,
 }
 
 struct Callers {
     alice: Credentials,
     mallory: Credentials,
+    bob: Credentials,
+    carol: Credentials,
+    dave: Credentials,
 }
 
 impl Callers {
@@ -47,6 +58,9 @@ impl Callers {
             As::WrongToken => Some(basic(&self.alice.login, "not-the-token")),
             As::Malformed => Some("Bearer something".to_owned()),
             As::Expired => Some(basic("expiredlogin", "expiredtoken")),
+            As::Bob => Some(basic(&self.bob.login, &self.bob.token)),
+            As::Carol => Some(basic(&self.carol.login, &self.carol.token)),
+            As::Dave => Some(basic(&self.dave.login, &self.dave.token)),
         }
     }
 }
@@ -87,7 +101,19 @@ async fn start() -> (TestEnv, Callers) {
     db.add_api_token(&mallory_user, "expiredlogin", &expired, 1)
         .await
         .expect("an expired token");
-    let callers = Callers { alice, mallory };
+    let (bob_user, bob) = create_user(&db, "bob", false).await.expect("bob");
+    let (carol_user, carol) = create_user(&db, "carol", false).await.expect("carol");
+    let (dave_user, dave) = create_user(&db, "dave", false).await.expect("dave");
+    db.add_group_member("ruby", &dave_user)
+        .await
+        .expect("dave in @ruby");
+    let callers = Callers {
+        alice,
+        mallory,
+        bob,
+        carol,
+        dave,
+    };
     let add = call(
         &env,
         &callers,
@@ -101,6 +127,16 @@ async fn start() -> (TestEnv, Callers) {
     )
     .await;
     assert_eq!(add.status, 200, "{}", add.text());
+    let hello = ProjectRef {
+        owner: "alice".into(),
+        project: "hello".into(),
+    };
+    db.grant(&hello, &bob_user, Role::Builder)
+        .await
+        .expect("bob builds");
+    db.grant(&hello, &carol_user, Role::Admin)
+        .await
+        .expect("carol administers");
     (env, callers)
 }
 
@@ -133,6 +169,9 @@ async fn every_error_is_json_with_its_status() {
         ("GET", "/api_3/build-chroot?build_id=999&chrootname=fedora-41-x86_64", Nobody, json, String::new(), 404),
         ("GET", "/api_3/build-chroot/list?build_id=x", Nobody, json, String::new(), 400),
         ("GET", "/api_3/rpmrepo/alice/nope/fedora-41/", Nobody, json, String::new(), 404),
+        ("GET", "/api_3/package?ownername=alice&projectname=hello&packagename=nope", Nobody, json, String::new(), 404),
+        ("GET", "/api_3/package/list?ownername=alice&projectname=nope", Nobody, json, String::new(), 404),
+        ("GET", "/api_3/package/list?ownername=alice", Nobody, json, String::new(), 400),
         ("DELETE", "/api_3/project/add/alice", Alice, json, String::new(), 405),
         ("GET", "/api_3/auth-check", Nobody, json, String::new(), 401),
         ("GET", "/api_3/auth-check", Expired, json, String::new(), 401),
@@ -167,6 +206,15 @@ async fn every_error_is_json_with_its_status() {
         ("POST", "/api_3/build/check-before-build", Alice, json, url_build("nobody", "hello"), 404),
         ("PUT", "/api_3/build/cancel/999", Nobody, json, String::new(), 401),
         ("PUT", "/api_3/build/cancel/999", Alice, json, String::new(), 404),
+        // Roles and groups: what a builder, a project admin and a group member may do.
+        ("POST", "/api_3/build/check-before-build", Bob, json, url_build("alice", "hello"), 200),
+        ("PUT", "/api_3/project/edit/alice/hello", Bob, json, "{}".into(), 403),
+        ("POST", "/api_3/project/add/alice", Bob, json, r#"{"name": "x", "chroots": ["fedora-41-x86_64"]}"#.into(), 403),
+        ("PUT", "/api_3/project/edit/alice/hello", Carol, json, r#"{"instructions": "dnf install hello"}"#.into(), 200),
+        ("POST", "/api_3/build/check-before-build", Dave, json, url_build("alice", "hello"), 403),
+        ("POST", "/api_3/project/add/@ruby", Dave, json, r#"{"name": "gems", "chroots": ["fedora-41-x86_64"]}"#.into(), 200),
+        ("PUT", "/api_3/project/edit/@ruby/gems", Dave, json, r#"{"description": "Gems"}"#.into(), 200),
+        ("PUT", "/api_3/project/edit/@ruby/gems", Alice, json, "{}".into(), 403),
     ];
     let mut failures = Vec::new();
     for (method, path, who, content_type, body, status) in table {
@@ -185,9 +233,10 @@ async fn every_error_is_json_with_its_status() {
             .ok()
             .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
         let is_json = response.header("content-type") == Some("application/json");
-        if response.status != status || !is_json || error.as_deref().is_none_or(str::is_empty) {
+        let error_told = status < 400 || error.as_deref().is_some_and(|e| !e.is_empty());
+        if response.status != status || !is_json || !error_told {
             failures.push(format!(
-                "{what}: expected {status} with a JSON error, got {} {:?}: {}",
+                "{what}: expected {status} with JSON (an error when it fails), got {} {:?}: {}",
                 response.status,
                 response.header("content-type"),
                 response.text()
@@ -329,6 +378,25 @@ async fn upload_build_list_and_cancel() {
         repo["repos"]["fedora-41"]["arch"]["x86_64"],
         json!({"opts": {}})
     );
+
+    // Packages, as the builds named them.
+    let package = env
+        .get("/api_3/package?ownername=alice&projectname=hello&packagename=hello")
+        .await;
+    let package = json_of(&package, "package");
+    assert_eq!(package["source_type"], "upload");
+    // The canceled build may have been stopped before its SRPM named the package.
+    let latest = package["builds"]["latest"]["id"].as_i64();
+    assert!(
+        latest == Some(first_id) || latest == Some(second_id),
+        "{package}"
+    );
+    let packages = json_of(
+        &env.get("/api_3/package/list?ownername=alice&projectname=hello")
+            .await,
+        "package list",
+    );
+    assert_eq!(packages["items"].as_array().map(Vec::len), Some(1));
 
     // dnf copr list and search.
     let listed = json_of(

@@ -11,6 +11,7 @@ pub mod builds;
 pub mod error;
 pub mod extract;
 pub mod multipart;
+pub mod packages;
 pub mod projects;
 pub mod rpmrepo;
 
@@ -120,6 +121,8 @@ pub fn routes() -> Router<BotState> {
             "/build/create/upload",
             post(builds::create_from_upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         )
+        .route("/package", get(packages::get))
+        .route("/package/list", get(packages::list_packages))
         .route("/build-chroot", get(builds::build_chroot))
         .route("/build-chroot/list", get(builds::build_chroot_list))
         .route(
