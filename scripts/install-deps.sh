@@ -15,9 +15,10 @@
 #                              follows a running build's log with the page's script and takes
 #                              the screenshots in docs/screenshots/ (large, ~300 MB with its
 #                              libraries, but CI needs it: that test fails without it)
+#   python3, python3-venv:     a virtualenv with the real copr-cli from PyPI (tests/tests/copr_cli.rs)
 set -euo pipefail
 
-packages=(make rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client chromium)
+packages=(make rpm rpm2cpio cpio createrepo-c dnf dnf-plugins-core gnupg libssl-dev pkg-config libclang-dev git ca-certificates openssh-server openssh-client chromium python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@
 //! and builds requested ([`events`]), commit statuses out ([`reporter`]); and the HTTP side
 //! users and dnf read ([`web`]). It never moves a build's state: the scheduler does.
 
+pub mod api;
 pub mod commands;
 pub mod events;
 pub mod forge;
@@ -113,6 +114,8 @@ pub fn app(state: BotState) -> Router {
         )
         .route("/status/", get(pages::status_page))
         .route("/api/queue", get(queue::queue))
+        .route("/api_3/", get(api::home))
+        .nest("/api_3", api::routes())
         // Copr's short form, which its own clients and old links use.
         .route("/coprs/build/{id}/", get(pages::build_by_id))
         .nest_service("/results", results)

@@ -168,8 +168,8 @@ pub async fn project_page(
     };
     let (dirs, packages, builds) = match tokio::try_join!(
         state.db.project_dirs(&reference),
-        state.db.project_packages(&reference),
-        state.db.project_builds(&reference, LISTED_BUILDS),
+        state.db.project_package_summaries(&reference),
+        state.db.project_build_summaries(&reference, LISTED_BUILDS),
     ) {
         Ok(found) => found,
         Err(e) => return internal(&state, e),

@@ -4,7 +4,7 @@
 //! Snapshot-tested below, so a change of wording is a visible change of the test.
 
 use crate::forge::{CommitState, CommitStatus};
-use ferrocopr_schema::Chroot;
+use ferrocopr_schema::{Chroot, ProjectRef};
 
 /// The one aggregate status context: a single name that can be made a required check, instead
 /// of one per chroot (a Packit complaint, REFERENCE §10).
@@ -227,6 +227,64 @@ pub const AUTH_MISSING: &str =
 pub const AUTH_MALFORMED: &str = "The Authorization header is not HTTP Basic login:token.";
 pub const AUTH_WRONG: &str = "The API login or token is wrong.";
 pub const AUTH_EXPIRED: &str = "The API token has expired: ask for a new one.";
+
+// The API v3 (`/api_3/`): the `error` of its JSON answers.
+
+pub const API_NOT_FOUND: &str = "There is no such API v3 endpoint.";
+pub const API_METHOD_NOT_ALLOWED: &str = "This API v3 endpoint does not take this HTTP method.";
+pub const API_TOO_LARGE: &str = "The request body is too large.";
+
+pub fn bad_api_body(error: &dyn std::fmt::Display) -> String {
+    format!("The request body is not the JSON this endpoint takes: {error}")
+}
+
+pub fn api_project_not_found(project: &ProjectRef) -> String {
+    format!("Project {project} does not exist.")
+}
+
+pub fn api_project_exists(project: &ProjectRef) -> String {
+    format!("Project {project} already exists.")
+}
+
+pub fn api_forbidden(user: &str, project: &ProjectRef) -> String {
+    format!("User {user} is not allowed to do this in project {project}.")
+}
+
+pub fn api_owner_forbidden(user: &str, owner: &str) -> String {
+    format!("User {user} may not make projects for {owner}.")
+}
+
+pub fn api_build_not_found(id: i64) -> String {
+    format!("Build {id} does not exist.")
+}
+
+pub fn api_build_chroot_not_found(id: i64, chroot: &str) -> String {
+    format!("Build {id} has no chroot {chroot}.")
+}
+
+pub fn api_package_not_found(package: &str, project: &ProjectRef) -> String {
+    format!("Project {project} has no package {package}.")
+}
+
+pub fn api_chroot_not_in_project(chroot: &str, project: &ProjectRef) -> String {
+    format!("{chroot} is not a chroot of project {project}.")
+}
+
+pub fn api_cannot_cancel(id: i64) -> String {
+    format!("Build {id} cannot be canceled: it has finished or is being canceled already.")
+}
+
+pub fn api_missing_field(field: &str) -> String {
+    format!("The request lacks {field:?}.")
+}
+
+pub const API_BAD_PAGE: &str = "limit must be 1 to 1000 and offset not negative.";
+pub const API_NO_UPLOAD: &str =
+    "The upload lacks its SRPM: send a multipart/form-data body with a \"pkgs\" file part.";
+
+pub fn api_can_build(user: &str, project: &ProjectRef) -> String {
+    format!("{user} may build in {project}.")
+}
 
 /// copr-cli's `~/.config/copr` for a new token (what Copr's /api page shows). An http URL needs
 /// `encrypted = False`, or copr-cli refuses to send the token.

@@ -5,6 +5,7 @@
 //! `Any` driver; both accept `$N` placeholders. State changes take a [`Transition`] and are
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
+mod api;
 mod pages;
 mod projects;
 mod prune;

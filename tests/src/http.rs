@@ -115,6 +115,33 @@ pub async fn post(url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> H
     .expect("the HTTP POST task panicked")
 }
 
+/// `method url` with `headers` and `body` (the API's `PUT` and `DELETE` as much as `GET`).
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> HttpResponse {
+    let (method, url) = (method.to_owned(), url.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut builder = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(&url);
+        for (name, value) in &headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(body)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let response = agent()
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        collect(&url, response)
+    })
+    .await
+    .expect("the HTTP request task panicked")
+}
+
 /// `POST url` that announces a body of `content_length` bytes but sends only the request head,
 /// then reads the answer: what a server that refuses oversized bodies up front must answer
 /// without waiting for the body. Returns the status code.

@@ -64,23 +64,15 @@ impl Db {
         self.with_chroots(builds).await
     }
 
-    /// The newest builds of a project, in all its CoprDirs, newest first.
-    pub async fn project_builds(
+    /// The newest builds of a project, in all its CoprDirs, newest first, with their chroots.
+    pub async fn project_build_summaries(
         &self,
         project: &ProjectRef,
         limit: i64,
     ) -> DbResult<Vec<BuildSummary>> {
-        let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.owner = $1 AND p.name = $2 \
-             ORDER BY b.id DESC LIMIT $3"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(&project.owner)
-            .bind(&project.project)
-            .bind(limit)
-            .fetch_all(&self.pool)
+        let builds = self
+            .project_builds(project, None, super::Page { limit, offset: 0 })
             .await?;
-        let builds = rows.iter().map(build_from_row).collect::<DbResult<_>>()?;
         self.with_chroots(builds).await
     }
 
@@ -109,7 +101,10 @@ impl Db {
     }
 
     /// The packages built in a project (those whose SRPM told their name), by name.
-    pub async fn project_packages(&self, project: &ProjectRef) -> DbResult<Vec<PackageSummary>> {
+    pub async fn project_package_summaries(
+        &self,
+        project: &ProjectRef,
+    ) -> DbResult<Vec<PackageSummary>> {
         let rows = sqlx::query(
             "SELECT b.pkg_name, COUNT(b.id), MAX(b.id) FROM builds b \
              JOIN copr_dirs d ON d.id = b.copr_dir_id JOIN projects p ON p.id = d.project_id \
