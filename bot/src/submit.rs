@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use ferrocopr_schema::db::BuildRequest;
 use ferrocopr_schema::model::{Bconds, DistgitInstance};
 use ferrocopr_schema::model::{
-    OWN_DISTGIT, is_valid_dirname, is_valid_name, is_valid_package_name,
+    OWN_DISTGIT, is_valid_dirname, is_valid_name, is_valid_owner, is_valid_package_name,
 };
 use ferrocopr_schema::{BuildId, BuildSource, Db, ProjectRef};
 use sha2::{Digest, Sha256};
@@ -194,7 +194,7 @@ impl Submissions {
             timeout,
             bconds,
         } = submission;
-        if !is_valid_name(&project.owner) || !is_valid_name(&project.project) {
+        if !is_valid_owner(&project.owner) || !is_valid_name(&project.project) {
             return Err(invalid(texts::bad_project_name(&project.to_string())));
         }
         let dirname = dirname.unwrap_or_else(|| project.project.clone());

@@ -33,6 +33,11 @@ pub fn is_valid_name(name: &str) -> bool {
     is_name_with(name, &['-', '_', '.'])
 }
 
+/// Owners: a user's name, or `@` and a group's name (Copr's group projects, `@fedora-ruby`).
+pub fn is_valid_owner(owner: &str) -> bool {
+    is_valid_name(owner.strip_prefix('@').unwrap_or(owner))
+}
+
 /// Package names: as owner names, plus `+` (`libstdc++`, `gtk+`), which RPM allows.
 pub fn is_valid_package_name(name: &str) -> bool {
     is_name_with(name, &['-', '_', '.', '+'])
@@ -311,6 +316,8 @@ mod tests {
     #[test]
     fn names() {
         assert!(is_valid_name("hello-world_1.0"));
+        assert!(is_valid_owner("@ruby") && is_valid_owner("alice"));
+        assert!(!is_valid_owner("@") && !is_valid_owner("@@x") && !is_valid_owner("@../x"));
         assert!(!is_valid_name("../x"));
         assert!(!is_valid_name(""));
         assert!(!is_valid_name(".git"));

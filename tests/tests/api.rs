@@ -215,6 +215,8 @@ async fn every_error_is_json_with_its_status() {
         ("POST", "/api_3/project/add/@ruby", Dave, json, r#"{"name": "gems", "chroots": ["fedora-41-x86_64"]}"#.into(), 200),
         ("PUT", "/api_3/project/edit/@ruby/gems", Dave, json, r#"{"description": "Gems"}"#.into(), 200),
         ("PUT", "/api_3/project/edit/@ruby/gems", Alice, json, "{}".into(), 403),
+        ("POST", "/api_3/build/create/url", Dave, json, url_build("@ruby", "gems"), 200),
+        ("POST", "/api_3/build/create/url", Alice, json, url_build("@ruby", "gems"), 403),
     ];
     let mut failures = Vec::new();
     for (method, path, who, content_type, body, status) in table {
