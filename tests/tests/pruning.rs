@@ -38,7 +38,11 @@ fn releases_in_repo(env: &TestEnv, project: &str) -> Vec<String> {
     let repo = env
         .data_dir()
         .join(format!("results/alice/{project}/{CHROOT}"));
-    let cache = env.scratch(&format!("dnf-cache-{project}"));
+    // A fresh cache each time: dnf may not notice a local repository rewritten within the
+    // second it last read it, even with metadata_expire=0.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let cache = env.scratch(&format!("dnf-cache-{project}-{call}"));
     let output = std::process::Command::new("dnf")
         .args(["-q", "--setopt=reposdir=/dev/null", "--disablerepo=*"])
         .arg(format!("--repofrompath=p,file://{}", repo.display()))
