@@ -437,14 +437,7 @@ impl<'a> PreviousSegments<'a> {
         let after = self
             .manifest
             .partition_point(|(_, first)| first.as_str() < probe.as_str());
-        let index = after.checked_sub(1)?;
-        let cache = self.cache;
-        let key = &self.manifest[index].0;
-        self.loaded
-            .entry(index)
-            .or_insert_with(|| cache.load(key))
-            .as_ref()?
-            .build(name, marker)
+        self.segment_before(after)?.build(name, marker)
     }
 
     /// The elements of exactly the file `id`, if a previous segment has them.
@@ -452,14 +445,18 @@ impl<'a> PreviousSegments<'a> {
         let after = self
             .manifest
             .partition_point(|(_, first)| first.as_str() <= id.href.as_str());
+        self.segment_before(after)?.package(id)
+    }
+
+    /// The segment just before manifest position `after`, loaded on first use.
+    fn segment_before(&mut self, after: usize) -> Option<&Segment> {
         let index = after.checked_sub(1)?;
         let cache = self.cache;
         let key = &self.manifest[index].0;
         self.loaded
             .entry(index)
             .or_insert_with(|| cache.load(key))
-            .as_ref()?
-            .package(id)
+            .as_ref()
     }
 }
 
