@@ -15,7 +15,8 @@ use crate::sources::{self, SOURCES_FILE, SourceEntry};
 use crate::srpm::{define, topdir_defines};
 use crate::{download, git, mock, rpm, sandbox};
 use ferrocopr_schema::model::{
-    NameRule, is_valid_bcond, is_valid_dirname, is_valid_name, is_valid_package_name,
+    NameRule, is_valid_bcond, is_valid_dirname, is_valid_name, is_valid_owner,
+    is_valid_package_name,
 };
 
 /// Builds the binary RPMs of an RPM task into `result_dir`, working under `work`.
@@ -34,7 +35,7 @@ pub(crate) fn build(task: &BuilderTask, work: &Path, result_dir: &Path) -> anyho
     // These end up in lookaside URLs and rpm macro values, where `/` or `%` would change
     // their meaning.
     let checks: [(&str, &str, NameRule); 4] = [
-        ("owner", &task.project_owner, is_valid_name),
+        ("owner", &task.project_owner, is_valid_owner),
         ("project", &task.project_name, is_valid_name),
         ("project dirname", &task.project_dirname, is_valid_dirname),
         ("package", package_name, is_valid_package_name),

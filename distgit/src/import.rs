@@ -17,7 +17,9 @@ use anyhow::{Context as _, bail, ensure};
 use ferrocopr_builder::rpm::{self, UnpackedFile};
 use ferrocopr_builder::sources::{self, SOURCES_FILE, SourceEntry};
 use ferrocopr_schema::model::ProjectRef;
-use ferrocopr_schema::model::{NameRule, is_valid_dirname, is_valid_name, is_valid_package_name};
+use ferrocopr_schema::model::{
+    NameRule, is_valid_dirname, is_valid_name, is_valid_owner, is_valid_package_name,
+};
 use git2::{ErrorCode, Oid, Reference, Repository, RepositoryInitOptions, Signature};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -64,7 +66,7 @@ pub(crate) fn import(
 ) -> anyhow::Result<Import> {
     // These become directories; anything else could escape `repos`.
     let checks: [(&str, &str, NameRule); 3] = [
-        ("owner", &project.owner, is_valid_name),
+        ("owner", &project.owner, is_valid_owner),
         ("project", &project.project, is_valid_name),
         ("directory", dirname, is_valid_dirname),
     ];

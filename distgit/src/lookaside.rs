@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ferrocopr_builder::paths::is_plain_file_name;
 use ferrocopr_builder::sources::{copy_hashing, is_sha512_hex, sha512_of_file};
-use ferrocopr_schema::model::{is_valid_dirname, is_valid_name, is_valid_package_name};
+use ferrocopr_schema::model::{is_valid_dirname, is_valid_owner, is_valid_package_name};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -223,7 +223,7 @@ async fn get_blob(
         )
             .into_response();
     }
-    let well_formed = is_valid_name(&owner)
+    let well_formed = is_valid_owner(&owner)
         && is_valid_dirname(&dir)
         && is_valid_package_name(&pkg)
         && is_plain_file_name(&file)

@@ -16,7 +16,7 @@ use axum::extract::{Path as UrlPath, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ferrocopr_schema::model::{is_valid_dirname, is_valid_name, is_valid_package_name};
+use ferrocopr_schema::model::{is_valid_dirname, is_valid_owner, is_valid_package_name};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -144,7 +144,7 @@ fn checked_path(
 ) -> Result<String, (StatusCode, &'static str)> {
     let package = repo.strip_suffix(".git").unwrap_or_default();
     let well_formed =
-        is_valid_name(owner) && is_valid_dirname(dir) && is_valid_package_name(package);
+        is_valid_owner(owner) && is_valid_dirname(dir) && is_valid_package_name(package);
     if !well_formed {
         return Err((StatusCode::BAD_REQUEST, "malformed repository path\n"));
     }

@@ -14,7 +14,7 @@
 
 use anyhow::Context;
 use ferrocopr_schema::ProjectRef;
-use ferrocopr_schema::model::is_valid_name;
+use ferrocopr_schema::model::{is_valid_name, is_valid_owner};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -77,7 +77,7 @@ impl ProjectPattern {
             .split_once('/')
             .with_context(|| format!("{text:?}: write `owner/project`, `owner/*` or `*`"))?;
         anyhow::ensure!(
-            is_valid_name(owner),
+            is_valid_owner(owner),
             "{text:?}: {owner:?} is not an owner name"
         );
         if project == "*" {

@@ -23,7 +23,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferrocopr_schema::ProjectRef;
-use ferrocopr_schema::model::is_valid_name;
+use ferrocopr_schema::model::{is_valid_name, is_valid_owner};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -165,7 +165,7 @@ fn allowed(
     caller: &Caller,
     (owner, project): (String, String),
 ) -> Result<ProjectRef, ServiceError> {
-    if !is_valid_name(&owner) || !is_valid_name(&project) {
+    if !is_valid_owner(&owner) || !is_valid_name(&project) {
         return Err(ServiceError::BadName);
     }
     let project = ProjectRef { owner, project };

@@ -57,6 +57,15 @@ impl InstallRoot {
         cmd::run("dnf", args).await.expect_success()
     }
 
+    /// `dnf copr --hub <hub> <args…>` (`list --available-by-user=…`, `search …`); panics unless
+    /// it succeeds.
+    pub async fn copr(&self, hub: &str, args: &[&str]) -> CmdOutput {
+        let mut all = self.dnf_args();
+        all.extend(["copr", "--hub", hub].map(str::to_owned));
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        cmd::run("dnf", all).await.expect_success()
+    }
+
     /// `dnf install <package>` with gpgcheck as the repository file says; panics unless it succeeds.
     pub async fn install(&self, package: &str) -> CmdOutput {
         self.try_install(package).await.expect_success()

@@ -2,7 +2,9 @@
 //! against a running ferrocopr through the API v3 only. It creates a project with two chroots,
 //! builds an uploaded SRPM and one from a URL, reads `status` and `list-builds` (which pages
 //! until an empty page), waits with `watch-build` until the build succeeded, cancels a queued
-//! build, and then `dnf copr enable` and `dnf install` take the package from the result.
+//! build, and then `dnf copr enable` and `dnf install` take the package from the result. A
+//! second run does the same in a project of a group (`@devs/tools`), which dnf's copr plugin
+//! also finds with `dnf copr list` and `dnf copr search`.
 //!
 //! It needs `python3` with `venv` and PyPI; without them it fails, never skips (STYLE 15).
 //! Downloads are cached in `target/pip-cache`.
@@ -87,29 +89,40 @@ fn created_builds(output: &CmdOutput) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn copr_cli_builds_and_dnf_installs() {
-    let env = TestEnv::start(DbKind::Sqlite).await;
+/// copr-cli in a fresh virtualenv, configured with a new token of a new user `name` who is a
+/// member of `groups`.
+async fn copr_cli_of(env: &TestEnv, name: &str, groups: &[&str]) -> CoprCli {
     let program = install_copr_cli(&env.scratch("copr-cli")).await;
     let db = env.db().await;
-    let (_, credentials) = create_user(&db, "alice", false).await.expect("alice");
+    let (user, credentials) = create_user(&db, name, false).await.expect("a new user");
+    for group in groups {
+        db.add_group_member(group, &user)
+            .await
+            .expect("join the group");
+    }
     let config = env.scratch("copr-cli").join("copr");
     std::fs::write(
         &config,
         copr_cli_config(
             env.public_url(),
-            "alice",
+            name,
             &credentials.login,
             &credentials.token,
             credentials.expires_on,
         ),
     )
     .expect("write copr-cli's config");
-    let cli = CoprCli {
+    CoprCli {
         program,
         config,
         home: env.scratch("home"),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copr_cli_builds_and_dnf_installs() {
+    let env = TestEnv::start(DbKind::Sqlite).await;
+    let cli = copr_cli_of(&env, "alice", &[]).await;
 
     let created = cli
         .ok(&[
@@ -194,6 +207,54 @@ async fn copr_cli_builds_and_dnf_installs() {
     let root = env.install_root("hello", "41");
     root.copr_enable(env.public_url(), "alice/hello", CHROOT)
         .await;
+    root.install("hello").await;
+    assert!(root.file("usr/share/hello/hello.txt").exists());
+    env.stop().await;
+}
+
+/// A project owned by a group, end to end: a member creates `@devs/tools` and builds in it with
+/// copr-cli, dnf's copr plugin finds it with `list` and `search` and enables it (its repository
+/// id says `group_devs`), and dnf installs the package.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_project_from_copr_cli_to_dnf() {
+    let env = TestEnv::start(DbKind::Sqlite).await;
+    let cli = copr_cli_of(&env, "bob", &["devs"]).await;
+    cli.ok(&[
+        "create",
+        "@devs/tools",
+        "--chroot",
+        CHROOT,
+        "--description",
+        "Tools the devs share",
+    ])
+    .await;
+
+    let srpm_dir = env.scratch("srpm");
+    packages::srpm(&srpm_dir, "hello", packages::HELLO_SPEC);
+    let srpm = srpm_dir.join("hello-1.0-1.src.rpm");
+    let built = cli
+        .ok(&["build", "@devs/tools", srpm.to_str().expect("utf-8 path")])
+        .await;
+    assert!(built.stdout.contains("succeeded"), "{built}");
+
+    let root = env.install_root("group", "41");
+    let listed = root
+        .copr(env.public_url(), &["list", "--available-by-user=@devs"])
+        .await;
+    assert!(
+        listed.stdout.contains("@devs/tools") && listed.stdout.contains("Tools the devs share"),
+        "{listed}"
+    );
+    let found = root.copr(env.public_url(), &["search", "tools"]).await;
+    assert!(found.stdout.contains("@devs/tools"), "{found}");
+
+    root.copr_enable(env.public_url(), "@devs/tools", CHROOT)
+        .await;
+    let repo_file = root.repo_file("_copr:127.0.0.1:group_devs:tools.repo");
+    assert!(
+        repo_file.contains("/results/@devs/tools/fedora-$releasever-$basearch/"),
+        "{repo_file}"
+    );
     root.install("hello").await;
     assert!(root.file("usr/share/hello/hello.txt").exists());
     env.stop().await;
