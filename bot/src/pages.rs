@@ -113,7 +113,7 @@ struct Paging {
 }
 
 impl Paging {
-    /// The page the query string asks for (the first without `page`); `None` when `page` is
+    /// The page the query string asks for (the first when it names none); `None` when `page` is
     /// not a positive whole number.
     fn from_query(query: Option<&str>, size: i64) -> Option<Paging> {
         let value = query
