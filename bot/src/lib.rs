@@ -67,6 +67,7 @@ pub fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
         ("base.html", include_str!("../templates/base.html")),
         ("macros.html", include_str!("../templates/macros.html")),
         ("home.html", include_str!("../templates/home.html")),
+        ("owner.html", include_str!("../templates/owner.html")),
         ("project.html", include_str!("../templates/project.html")),
         ("build.html", include_str!("../templates/build.html")),
         ("status.html", include_str!("../templates/status.html")),
@@ -78,6 +79,11 @@ pub fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
         seconds.map_or_else(|| "-".to_owned(), texts::utc_time)
     });
     env.add_filter("duration", texts::duration);
+    // Links to owners and projects, in Copr's form for groups (`/coprs/g/{group}/…`).
+    env.add_function("owner_url", |owner: &str| pages::owner_url(owner));
+    env.add_function("project_url", |owner: &str, project: &str| {
+        pages::project_url(owner, project)
+    });
     Ok(env)
 }
 
@@ -103,6 +109,7 @@ pub fn app(state: BotState) -> Router {
             "/coprs/{owner}/{dirname}/repo/{name_release}/dnf.repo",
             get(web::dnf_repo),
         )
+        .route("/coprs/{owner}/", get(pages::owner_page))
         .route("/coprs/{owner}/{project}/", get(pages::project_page))
         .route(
             "/coprs/{owner}/{dirname}/build/{id}/",
@@ -111,6 +118,22 @@ pub fn app(state: BotState) -> Router {
         .route(
             "/coprs/{owner}/{dirname}/build/{id}/live-log/{part}",
             get(pages::live_log),
+        )
+        // Copr's URLs of a group's pages; the routes above answer `/coprs/@{group}/…` (the form
+        // dnf asks repo files at). The static `g` wins over `{owner}`: a user named `g` would
+        // lose their projects' pages to these (Copr's URLs have the same clash).
+        .route("/coprs/g/{group}/", get(pages::group_page))
+        .route(
+            "/coprs/g/{group}/{project}/",
+            get(pages::group_project_page),
+        )
+        .route(
+            "/coprs/g/{group}/{dirname}/build/{id}/",
+            get(pages::group_build_page),
+        )
+        .route(
+            "/coprs/g/{group}/{dirname}/build/{id}/live-log/{part}",
+            get(pages::group_live_log),
         )
         .route("/status/", get(pages::status_page))
         .route("/api/queue", get(queue::queue))

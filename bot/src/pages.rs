@@ -1,24 +1,33 @@
 //! The web UI (issue #7): HTML pages at Copr's URL shapes, rendered from the templates embedded
 //! in the binary ([`crate::templates`]).
 //!
-//! - `/`: listed projects and recent builds;
-//! - `/coprs/{owner}/{project}/`: chroots, packages, CoprDirs (pull requests'), builds and the
-//!   `dnf copr enable` line;
+//! - `/`: listed projects (a page at a time) and recent builds;
+//! - `/coprs/{owner}/`: a user's projects, unlisted ones too, each with its latest build; a
+//!   group's at Copr's `/coprs/g/{group}/`;
+//! - `/coprs/{owner}/{project}/`: chroots, packages, CoprDirs (pull requests'), builds (a page
+//!   at a time) and the `dnf copr enable` line;
 //! - `/coprs/{owner}/{dir}/build/{id}/`: the page commit statuses link to, with each part's
 //!   state and times, its results and logs, and the running part's `builder-live.log`, followed
 //!   by a few lines of JavaScript (the page reads fine without);
 //! - `/status/`: the queue (pending, importing, starting, running);
 //! - every other path outside the machine-facing prefixes: a 404 page.
 //!
+//! A group's pages are at Copr's `/coprs/g/{group}/…`, and the pages link there; the same pages
+//! answer at `/coprs/@{group}/…` too, the form of the group's name that dnf's plugin asks repo
+//! files at (REFERENCE §3) and that commit statuses link to.
+//!
+//! Lists are paged with `?page=N` (from 1, newest first); a page number that is not a positive
+//! whole number is the user's error (400), a page past the end a 404.
+//!
 //! Templates are `.html`, so minijinja escapes every value put into them: user-supplied text
 //! (descriptions, names, logs) is shown as text. Pages only read; the scheduler moves builds.
 
 use crate::web::{error_page, page};
 use crate::{BotState, texts};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ferrocopr_schema::db::{Build, BuildSummary, Page, QueuedTask};
+use ferrocopr_schema::db::{Build, BuildSummary, Page, ProjectSummary, QueuedTask};
 use ferrocopr_schema::model::ProjectRef;
 use ferrocopr_schema::task::{LIVE_LOG, SRPM_CHROOT};
 use ferrocopr_schema::{BuildId, State as TaskState};
@@ -28,10 +37,13 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Projects on the home page; Copr shows about as many.
-const HOME_PROJECTS: i64 = 60;
-/// Builds in the home page's and a project page's list.
-const LISTED_BUILDS: i64 = 30;
+/// Projects on a page of the home page's and of an owner page's list: a multiple of 2, 3 and 4,
+/// so that the cards fill their last row at the usual widths.
+const PROJECTS_PER_PAGE: i64 = 24;
+/// Builds on a page of a project's build list.
+const BUILDS_PER_PAGE: i64 = 30;
+/// Builds in the home page's list of recent builds (not paged: the projects' pages have more).
+const RECENT_BUILDS: i64 = 30;
 /// The tail of a live log put into the build page; the rest is a link away, and a page of
 /// megabytes helps no one.
 const LIVE_LOG_TAIL: u64 = 64 * 1024;
@@ -67,11 +79,98 @@ fn internal(state: &BotState, e: impl std::fmt::Display) -> Response {
     )
 }
 
+/// The page of `owner`: `/coprs/{user}/`, or Copr's `/coprs/g/{group}/` for `@group`.
+pub fn owner_url(owner: &str) -> String {
+    match owner.strip_prefix('@') {
+        Some(group) => format!("/coprs/g/{group}/"),
+        None => format!("/coprs/{owner}/"),
+    }
+}
+
+/// The page of a project (or, with a CoprDir's name, the prefix of its builds' pages).
+pub fn project_url(owner: &str, project: &str) -> String {
+    format!("{}{project}/", owner_url(owner))
+}
+
 fn build_url(build: &Build) -> String {
     format!(
-        "/coprs/{}/{}/build/{}/",
-        build.project.owner, build.dirname, build.id
+        "{}build/{}/",
+        project_url(&build.project.owner, &build.dirname),
+        build.id
     )
+}
+
+/// A group's name as owner (`@group`), from the `{group}` of a `/coprs/g/{group}/…` path.
+fn group_owner(group: &str) -> String {
+    format!("@{group}")
+}
+
+/// Which page of a list a request asks for: `?page=N`, counting from 1.
+#[derive(Debug, Clone, Copy)]
+struct Paging {
+    number: i64,
+    size: i64,
+}
+
+impl Paging {
+    /// The page the query string asks for (the first when it names none); `None` when `page` is
+    /// not a positive whole number.
+    fn from_query(query: Option<&str>, size: i64) -> Option<Paging> {
+        let value = query
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("page="));
+        let number = match value {
+            None => 1,
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                v.parse::<i64>().ok()?
+            }
+            Some(_) => return None,
+        };
+        // Past this the offset does not fit; no list is that long.
+        (number >= 1 && (number - 1).checked_mul(size).is_some()).then_some(Paging { number, size })
+    }
+
+    /// The rows to read: one more than a page, which tells whether an older page exists.
+    fn rows(self) -> Page {
+        Page {
+            limit: self.size + 1,
+            offset: (self.number - 1) * self.size,
+        }
+    }
+
+    /// Cuts `rows` (read with [`Paging::rows`]) to the page; the links to the newer and the
+    /// older page, each only when there is such a page. `anchor` is where the list starts on
+    /// its page (`#builds`), or empty.
+    fn cut<T>(self, rows: &mut Vec<T>, anchor: &str) -> Value {
+        let older = usize::try_from(self.size).is_ok_and(|size| rows.len() > size);
+        rows.truncate(usize::try_from(self.size).unwrap_or(usize::MAX));
+        context! {
+            number => self.number,
+            newer => (self.number > 1).then(|| format!("?page={}{anchor}", self.number - 1)),
+            older => older.then(|| format!("?page={}{anchor}", self.number + 1)),
+        }
+    }
+}
+
+/// The page for a `?page=` that is not a page number.
+fn bad_page_number(state: &BotState) -> Response {
+    error_page(state, StatusCode::BAD_REQUEST, texts::BAD_PAGE_NUMBER)
+}
+
+/// The page for a page number past the end of its list.
+fn no_such_page(state: &BotState) -> Response {
+    error_page(state, StatusCode::NOT_FOUND, texts::NO_SUCH_PAGE)
+}
+
+/// A description's first line, cut to [`SUMMARY_CHARS`], with `…` when something was left out.
+fn summary(description: &str) -> String {
+    let first_line = description.lines().next().unwrap_or_default();
+    let mut summary: String = first_line.chars().take(SUMMARY_CHARS).collect();
+    if summary.len() < description.trim_end().len() {
+        summary.push('…');
+    }
+    summary
 }
 
 fn results_dir_url(owner: &str, dirname: &str) -> String {
@@ -114,31 +213,29 @@ fn finished_after(summary: &BuildSummary) -> Option<i64> {
     Some(end - summary.build.submitted_on)
 }
 
-/// `GET /`: listed projects and recent builds.
-pub async fn home(State(state): State<BotState>) -> Response {
-    let page_of = Page {
-        limit: HOME_PROJECTS,
-        offset: 0,
+/// `GET /[?page=N]`: listed projects, a page at a time, and recent builds.
+pub async fn home(State(state): State<BotState>, RawQuery(query): RawQuery) -> Response {
+    let Some(paging) = Paging::from_query(query.as_deref(), PROJECTS_PER_PAGE) else {
+        return bad_page_number(&state);
     };
-    let (projects, builds) = match tokio::try_join!(
-        state.db.listed_projects(page_of),
-        state.db.recent_builds(LISTED_BUILDS)
+    let (mut projects, builds) = match tokio::try_join!(
+        state.db.listed_projects(paging.rows()),
+        state.db.recent_builds(RECENT_BUILDS)
     ) {
         Ok(found) => found,
         Err(e) => return internal(&state, e),
     };
+    if projects.is_empty() && paging.number > 1 {
+        return no_such_page(&state);
+    }
+    let pager = paging.cut(&mut projects, "");
     let projects: Vec<_> = projects
         .iter()
         .map(|p| {
-            let first_line = p.settings.description.lines().next().unwrap_or_default();
-            let mut summary: String = first_line.chars().take(SUMMARY_CHARS).collect();
-            if summary.len() < p.settings.description.trim_end().len() {
-                summary.push('…');
-            }
             context! {
                 owner => p.project.owner.clone(),
                 name => p.project.project.clone(),
-                summary,
+                summary => summary(&p.settings.description),
                 chroots => p.chroots.clone(),
             }
         })
@@ -148,15 +245,104 @@ pub async fn home(State(state): State<BotState>) -> Response {
         &state,
         StatusCode::OK,
         "home.html",
-        context! { projects, builds },
+        context! { projects, pager, builds },
     )
 }
 
-/// `GET /coprs/{owner}/{project}/`: everything about one project.
+/// `GET /coprs/{owner}/[?page=N]`: a user's projects.
+pub async fn owner_page(
+    State(state): State<BotState>,
+    Path(owner): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    owner_page_of(state, owner, query).await
+}
+
+/// `GET /coprs/g/{group}/[?page=N]`: a group's projects, at Copr's URL.
+pub async fn group_page(
+    State(state): State<BotState>,
+    Path(group): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    owner_page_of(state, group_owner(&group), query).await
+}
+
+/// The projects of `owner` (a user or `@group`), newest first, with their latest builds;
+/// unlisted ones too, as Copr shows them on their owner's page.
+async fn owner_page_of(state: BotState, owner: String, query: Option<String>) -> Response {
+    let Some(paging) = Paging::from_query(query.as_deref(), PROJECTS_PER_PAGE) else {
+        return bad_page_number(&state);
+    };
+    let mut projects = match state.db.owner_projects(&owner, paging.rows()).await {
+        Ok(projects) => projects,
+        Err(e) => return internal(&state, e),
+    };
+    if projects.is_empty() {
+        if paging.number > 1 {
+            return no_such_page(&state);
+        }
+        match state.db.owner_exists(&owner).await {
+            Ok(true) => {}
+            Ok(false) => return error_page(&state, StatusCode::NOT_FOUND, texts::OWNER_NOT_FOUND),
+            Err(e) => return internal(&state, e),
+        }
+    }
+    let pager = paging.cut(&mut projects, "");
+    let projects: Vec<_> = projects
+        .iter()
+        .map(
+            |ProjectSummary {
+                 project,
+                 last_build,
+             }| {
+                context! {
+                    name => project.project.project.clone(),
+                    url => project_url(&owner, &project.project.project),
+                    summary => summary(&project.settings.description),
+                    chroots => project.chroots.clone(),
+                    unlisted => project.settings.unlisted_on_hp,
+                    last_build => last_build.as_ref().map(build_row),
+                }
+            },
+        )
+        .collect();
+    let context = context! {
+        group => owner.strip_prefix('@'),
+        owner,
+        projects,
+        pager,
+    };
+    page(&state, StatusCode::OK, "owner.html", context)
+}
+
+/// `GET /coprs/{owner}/{project}/[?page=N]`: everything about one project, its builds a page
+/// at a time.
 pub async fn project_page(
     State(state): State<BotState>,
     Path((owner, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    project_page_of(state, owner, name, query).await
+}
+
+/// `GET /coprs/g/{group}/{project}/[?page=N]`: a group's project, at Copr's URL.
+pub async fn group_project_page(
+    State(state): State<BotState>,
+    Path((group, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    project_page_of(state, group_owner(&group), name, query).await
+}
+
+async fn project_page_of(
+    state: BotState,
+    owner: String,
+    name: String,
+    query: Option<String>,
+) -> Response {
+    let Some(paging) = Paging::from_query(query.as_deref(), BUILDS_PER_PAGE) else {
+        return bad_page_number(&state);
+    };
     let reference = ProjectRef {
         owner,
         project: name,
@@ -166,16 +352,21 @@ pub async fn project_page(
         Ok(None) => return error_page(&state, StatusCode::NOT_FOUND, texts::PROJECT_NOT_FOUND),
         Err(e) => return internal(&state, e),
     };
-    let (dirs, packages, builds) = match tokio::try_join!(
+    let (dirs, packages, mut builds) = match tokio::try_join!(
         state.db.project_dirs(&reference),
         state.db.project_package_summaries(&reference),
-        state.db.project_build_summaries(&reference, LISTED_BUILDS),
+        state.db.project_build_summaries(&reference, paging.rows()),
     ) {
         Ok(found) => found,
         Err(e) => return internal(&state, e),
     };
+    if builds.is_empty() && paging.number > 1 {
+        return no_such_page(&state);
+    }
+    let pager = paging.cut(&mut builds, "#builds");
     let (owner, name) = (&reference.owner, &reference.project);
-    let dir_url = |dirname: &str, id: BuildId| format!("/coprs/{owner}/{dirname}/build/{id}/");
+    let dir_url =
+        |dirname: &str, id: BuildId| format!("{}build/{id}/", project_url(owner, dirname));
     let chroots: Vec<_> = project
         .chroots
         .iter()
@@ -233,6 +424,7 @@ pub async fn project_page(
         dirs,
         packages,
         builds,
+        pager,
     };
     page(&state, StatusCode::OK, "project.html", context)
 }
@@ -285,6 +477,18 @@ pub async fn build_page(
     State(state): State<BotState>,
     Path((owner, dirname, id)): Path<(String, String, i64)>,
 ) -> Response {
+    build_page_of(state, owner, dirname, id).await
+}
+
+/// `GET /coprs/g/{group}/{dir}/build/{id}/`: a group's build, at Copr's URL.
+pub async fn group_build_page(
+    State(state): State<BotState>,
+    Path((group, dirname, id)): Path<(String, String, i64)>,
+) -> Response {
+    build_page_of(state, group_owner(&group), dirname, id).await
+}
+
+async fn build_page_of(state: BotState, owner: String, dirname: String, id: i64) -> Response {
     let build = match state.db.build(BuildId(id)).await {
         Ok(Some(build)) if build.project.owner == owner && build.dirname == dirname => build,
         Ok(_) => return error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
@@ -404,6 +608,27 @@ pub async fn live_log(
     State(state): State<BotState>,
     Path((owner, dirname, id, part)): Path<(String, String, i64, String)>,
     Query(query): Query<LiveLogQuery>,
+) -> Response {
+    live_log_of(state, owner, dirname, id, part, query).await
+}
+
+/// `GET /coprs/g/{group}/{dir}/build/{id}/live-log/{part}`: [`live_log`] of a group's build,
+/// which its page (at Copr's URL) follows.
+pub async fn group_live_log(
+    State(state): State<BotState>,
+    Path((group, dirname, id, part)): Path<(String, String, i64, String)>,
+    Query(query): Query<LiveLogQuery>,
+) -> Response {
+    live_log_of(state, group_owner(&group), dirname, id, part, query).await
+}
+
+async fn live_log_of(
+    state: BotState,
+    owner: String,
+    dirname: String,
+    id: i64,
+    part: String,
+    query: LiveLogQuery,
 ) -> Response {
     let build = match state.db.build(BuildId(id)).await {
         Ok(Some(build)) if build.project.owner == owner && build.dirname == dirname => build,
@@ -599,6 +824,74 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script>"), "{html}");
+    }
+
+    #[test]
+    fn owner_page_escapes_and_links_groups_at_copr_urls() {
+        let evil = "<script>alert(1)</script>";
+        let html = render(
+            "owner.html",
+            context! {
+                now => 0,
+                owner => "@grp",
+                group => "grp",
+                projects => vec![context! {
+                    name => "tools", url => super::project_url("@grp", "tools"),
+                    summary => evil, chroots => vec!["fedora-41-x86_64"], unlisted => true,
+                    last_build => (),
+                }],
+                pager => context! { number => 2, newer => "?page=1", older => () },
+            },
+        );
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&#x2f;coprs&#x2f;g&#x2f;grp&#x2f;tools&#x2f;"),
+            "{html}"
+        );
+        assert!(html.contains("rel=\"prev\""), "{html}");
+        assert!(!html.contains("rel=\"next\""), "{html}");
+    }
+
+    #[test]
+    fn group_urls_are_coprs() {
+        assert_eq!(super::owner_url("alice"), "/coprs/alice/");
+        assert_eq!(super::owner_url("@grp"), "/coprs/g/grp/");
+        assert_eq!(super::project_url("@grp", "x:pr:3"), "/coprs/g/grp/x:pr:3/");
+    }
+
+    #[test]
+    fn page_numbers() {
+        let number = |query: Option<&str>| super::Paging::from_query(query, 30).map(|p| p.number);
+        assert_eq!(number(None), Some(1));
+        assert_eq!(number(Some("")), Some(1));
+        assert_eq!(number(Some("page=3")), Some(3));
+        assert_eq!(number(Some("x=1&page=2")), Some(2));
+        for bad in [
+            "page=0", "page=-1", "page=", "page=x", "page=1.5", "page=%31",
+        ] {
+            assert_eq!(number(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(number(Some(&format!("page={}", i64::MAX))), None);
+        let paging = super::Paging::from_query(Some("page=2"), 2).expect("a page");
+        assert_eq!(
+            paging.rows(),
+            ferrocopr_schema::db::Page {
+                limit: 3,
+                offset: 2
+            }
+        );
+        let mut rows = vec![1, 2, 3];
+        let links = paging.cut(&mut rows, "#builds");
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(
+            links.get_attr("newer").ok().map(|v| v.to_string()),
+            Some("?page=1#builds".to_owned())
+        );
+        assert_eq!(
+            links.get_attr("older").ok().map(|v| v.to_string()),
+            Some("?page=3#builds".to_owned())
+        );
     }
 
     #[test]

@@ -325,6 +325,9 @@ pub fn iso_date(seconds: i64) -> String {
 
 pub const PAGE_NOT_FOUND: &str = "There is no page at this address.";
 pub const LOG_NOT_FOUND: &str = "This build has no such part, so no such log.";
+pub const OWNER_NOT_FOUND: &str = "There is no user or group of this name here.";
+pub const BAD_PAGE_NUMBER: &str = "A page number is a whole number from 1 on, as in ?page=2.";
+pub const NO_SUCH_PAGE: &str = "This list has no page that far; its first page is ?page=1.";
 
 /// The public URL of Fedora's Copr: the only hub `dnf copr enable` knows without `--hub`.
 pub const FEDORA_COPR_URL: &str = "https://copr.fedorainfracloud.org";
@@ -490,6 +493,18 @@ mod tests {
         assert_eq!(duration(185), "3 min 5 s");
         assert_eq!(duration(7_620), "2 h 7 min");
         assert_eq!(PAGE_NOT_FOUND, "There is no page at this address.");
+        assert_eq!(
+            OWNER_NOT_FOUND,
+            "There is no user or group of this name here."
+        );
+        assert_eq!(
+            BAD_PAGE_NUMBER,
+            "A page number is a whole number from 1 on, as in ?page=2."
+        );
+        assert_eq!(
+            NO_SUCH_PAGE,
+            "This list has no page that far; its first page is ?page=1."
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod projects;
 mod prune;
 mod queue;
 mod users;
-pub use pages::{BuildSummary, DirSummary, PackageSummary};
+pub use pages::{BuildSummary, DirSummary, PackageSummary, ProjectSummary};
 pub use projects::{Page, Project, ProjectSettings};
 pub use prune::{PruneCandidate, Pruning};
 pub use queue::{QueuedTask, sandbox};

@@ -5,7 +5,9 @@
 //! test fails, it does not skip.
 
 use ferrocopr_schema::copr_yaml::SrpmMethod;
-use ferrocopr_schema::db::{BuildRequest, ImportedChroot, Page, ProjectSettings, Pruning};
+use ferrocopr_schema::db::{
+    BuildRequest, BuildSummary, ImportedChroot, PackageSummary, Page, ProjectSettings, Pruning,
+};
 use ferrocopr_schema::permissions::Role;
 use ferrocopr_schema::{BuildId, BuildSource, Db, Event, Part, ProjectRef, State};
 use sqlx::Connection;
@@ -390,16 +392,23 @@ async fn reporting_and_retention_script(db: &Db) {
 
 /// A build of `hello` in `project` whose one chroot succeeded, moved as the scheduler moves it.
 async fn succeeded_build(db: &Db, project: &str, trigger: &str) -> BuildId {
-    let mut req = request(trigger);
-    req.project.project = project.into();
-    req.dirname = project.into();
-    req.chroots = vec!["fedora-41-x86_64".into()];
-    req.cancel_superseded = false;
-    let id = db
-        .request_build(&req)
-        .await
-        .expect("request")
-        .expect("new build");
+    let project = ProjectRef {
+        owner: "alice".into(),
+        project: project.into(),
+    };
+    built(db, &project, trigger, "hello", "1.0-1").await
+}
+
+/// A build of `package` `version` in `project`'s main CoprDir whose one chroot succeeded,
+/// moved as the scheduler moves it.
+async fn built(
+    db: &Db,
+    project: &ProjectRef,
+    trigger: &str,
+    package: &str,
+    version: &str,
+) -> BuildId {
+    let id = requested(db, project, trigger).await;
     let mut state = State::Pending;
     for event in [Event::Start, Event::Run, Event::Import] {
         let t = state.next(Part::Source, event).expect("legal");
@@ -412,7 +421,7 @@ async fn succeeded_build(db: &Db, project: &str, trigger: &str) -> BuildId {
         git_hash: "abc".into(),
     }];
     assert!(
-        db.finish_import(id, t, "hello", "1.0-1", &imported)
+        db.finish_import(id, t, package, version, &imported)
             .await
             .expect("import")
     );
@@ -427,6 +436,141 @@ async fn succeeded_build(db: &Db, project: &str, trigger: &str) -> BuildId {
         state = t.to();
     }
     id
+}
+
+/// A build of `project`'s main CoprDir, requested and not started yet (so of no known package).
+async fn requested(db: &Db, project: &ProjectRef, trigger: &str) -> BuildId {
+    let mut req = request(trigger);
+    req.project = project.clone();
+    req.dirname = project.project.clone();
+    req.chroots = vec!["fedora-41-x86_64".into()];
+    req.cancel_superseded = false;
+    db.request_build(&req)
+        .await
+        .expect("request")
+        .expect("new build")
+}
+
+/// What the web UI's pages read: a project's packages with their newest versions (in one
+/// query), a page of its builds, an owner's projects (unlisted ones too) with their newest
+/// builds, and which owners exist.
+async fn pages_script(db: &Db) {
+    let project = |name: &str| ProjectRef {
+        owner: "dave".into(),
+        project: name.into(),
+    };
+    let pkgs = project("pkgs");
+    let hello_1 = built(db, &pkgs, "w1", "hello", "1.0-1").await;
+    let world = built(db, &pkgs, "w2", "world", "0.1-1").await;
+    let hello_2 = built(db, &pkgs, "w3", "hello", "2.0-1").await;
+    let unknown = requested(db, &pkgs, "w4").await;
+    assert_eq!(
+        db.project_package_summaries(&pkgs).await.expect("packages"),
+        [
+            PackageSummary {
+                name: "hello".into(),
+                version: Some("2.0-1".into()),
+                last_build: hello_2,
+                builds: 2,
+            },
+            PackageSummary {
+                name: "world".into(),
+                version: Some("0.1-1".into()),
+                last_build: world,
+                builds: 1,
+            },
+        ],
+        "the newest build's version, not the newest version's; a build of no known package \
+         is no package"
+    );
+    assert_eq!(
+        db.project_package_summaries(&project("none"))
+            .await
+            .expect("packages"),
+        Vec::<PackageSummary>::new()
+    );
+    let page = |limit, offset| Page { limit, offset };
+    let ids = |builds: Vec<BuildSummary>| builds.iter().map(|b| b.build.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(db
+            .project_build_summaries(&pkgs, page(3, 0))
+            .await
+            .expect("builds")),
+        [unknown, hello_2, world]
+    );
+    let older = db
+        .project_build_summaries(&pkgs, page(3, 3))
+        .await
+        .expect("builds");
+    assert_eq!(ids(older.clone()), [hello_1]);
+    assert_eq!(older[0].state(), State::Succeeded);
+
+    let unlisted = ProjectSettings {
+        description: "not on the home page".into(),
+        unlisted_on_hp: true,
+        ..Default::default()
+    };
+    assert!(
+        db.create_project(&project("quiet"), &unlisted, &["epel-9-x86_64".to_owned()])
+            .await
+            .expect("create")
+    );
+    let summaries = db.owner_projects("dave", page(10, 0)).await.expect("list");
+    let listed: Vec<_> = summaries
+        .iter()
+        .map(|s| {
+            (
+                s.project.project.project.as_str(),
+                s.project.settings.unlisted_on_hp,
+                s.project.chroots.clone(),
+                s.last_build.as_ref().map(|b| (b.build.id, b.state())),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("quiet", true, vec!["epel-9-x86_64".to_owned()], None),
+            (
+                "pkgs",
+                false,
+                vec!["fedora-41-x86_64".to_owned()],
+                Some((unknown, State::Pending))
+            ),
+        ],
+        "newest first, unlisted too, each with its newest build"
+    );
+    let second = db.owner_projects("dave", page(1, 1)).await.expect("list");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].project.project, pkgs);
+    assert!(
+        db.owner_projects("nobody", page(10, 0))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    let erin = db
+        .create_user("erin", false)
+        .await
+        .expect("create")
+        .expect("new user");
+    db.add_group_member("crew", &erin).await.expect("group");
+    for (owner, exists) in [
+        ("dave", true),
+        ("erin", true),
+        ("@crew", true),
+        ("nobody", false),
+        ("@nocrew", false),
+        ("crew", false),
+        ("@erin", false),
+    ] {
+        assert_eq!(
+            db.owner_exists(owner).await.expect("exists"),
+            exists,
+            "{owner}"
+        );
+    }
 }
 
 /// Pruning: a build-chroot is due once a later successful build of its package has been done
@@ -633,6 +777,7 @@ async fn facade_on_sqlite() {
     facade_script(Db::connect(&url).await.expect("connect")).await;
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
     users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
+    pages_script(&Db::connect(&url).await.expect("connect")).await;
     // Migrations are idempotent: opening again applies nothing twice.
     Db::connect(&url).await.expect("reopen").close().await;
 }
@@ -643,6 +788,7 @@ async fn facade_on_postgres() {
     facade_script(Db::connect(&url).await.expect("connect")).await;
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
     users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
+    pages_script(&Db::connect(&url).await.expect("connect")).await;
     Db::connect(&url).await.expect("reopen").close().await;
     drop_postgres(&name).await;
 }

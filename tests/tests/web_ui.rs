@@ -1,11 +1,12 @@
-//! The web UI (issue #7) through HTTP, as a browser reads it: the home, project, build and
-//! queue pages, user text shown as text, the live log, and a page for every error. Then the
-//! acceptance in a real browser: headless Chromium loads each page while a build runs, follows
-//! its log with the page's script, and leaves screenshots in `docs/screenshots/`.
+//! The web UI (issue #7) through HTTP, as a browser reads it: the home, owner, project, build
+//! and queue pages, groups' pages at Copr's `/coprs/g/` URLs, lists a page at a time, user text
+//! shown as text, the live log, and a page for every error. Then the acceptance in a real
+//! browser: headless Chromium loads each page while a build runs, follows its log with the
+//! page's script, and leaves screenshots in `docs/screenshots/`.
 
-use ferrocopr_schema::db::ProjectSettings;
+use ferrocopr_schema::db::{BuildRequest, ProjectSettings};
 use ferrocopr_schema::model::ProjectRef;
-use ferrocopr_schema::{BuildId, State};
+use ferrocopr_schema::{BuildId, BuildSource, State};
 use ferrocopr_tests::http;
 use ferrocopr_tests::packages::{self, HELLO_SPEC};
 use ferrocopr_tests::{DbKind, HttpResponse, TestEnv};
@@ -44,23 +45,70 @@ echo slow > %{buildroot}/usr/share/slow/slow.txt
 ";
 
 async fn create_project(env: &TestEnv, name: &str, description: &str) {
+    let settings = ProjectSettings {
+        description: description.to_owned(),
+        ..ProjectSettings::default()
+    };
+    create_project_with(env, "alice", name, settings).await;
+}
+
+async fn create_project_with(env: &TestEnv, owner: &str, name: &str, settings: ProjectSettings) {
     let made = env
         .db()
         .await
         .create_project(
             &ProjectRef {
-                owner: "alice".into(),
+                owner: owner.into(),
                 project: name.into(),
             },
-            &ProjectSettings {
-                description: description.to_owned(),
-                ..ProjectSettings::default()
-            },
+            &settings,
             &[CHROOT.to_owned()],
         )
         .await
         .expect("create the project");
-    assert!(made, "alice/{name} is new");
+    assert!(made, "{owner}/{name} is new");
+}
+
+/// `count` builds requested in `owner/project` (as the API requests them) and canceled at
+/// once: builds to fill lists with, quickly, that build nothing. Returns them oldest first,
+/// once all have finished.
+async fn canceled_builds(env: &TestEnv, owner: &str, project: &str, count: usize) -> Vec<BuildId> {
+    let db = env.db().await;
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let request = BuildRequest {
+            project: ProjectRef {
+                owner: owner.into(),
+                project: project.into(),
+            },
+            dirname: project.into(),
+            chroots: vec![CHROOT.to_owned()],
+            submitter: "alice".into(),
+            // Nothing listens on port 1: were the build to start, its SRPM would fail at once.
+            source: BuildSource::Url {
+                url: "http://127.0.0.1:1/never.src.rpm".into(),
+            },
+            trigger_key: None,
+            origin: None,
+            cancel_superseded: false,
+            success_comment: false,
+            background: true,
+            enable_net: false,
+            timeout: None,
+            bconds: Default::default(),
+        };
+        let id = db
+            .request_build(&request)
+            .await
+            .expect("request a build")
+            .expect("a new build");
+        db.request_cancel(id).await.expect("ask to cancel it");
+        ids.push(id);
+    }
+    for id in &ids {
+        env.wait_for_build(*id).await;
+    }
+    ids
 }
 
 async fn submit(env: &TestEnv, project: &str, name: &str, spec: &str) -> BuildId {
@@ -138,6 +186,31 @@ async fn every_page_renders_and_user_text_stays_text() {
     );
     // Without the trailing slash, as people type it.
     assert_page(&env.get("/coprs/alice/escaped").await, 200, &[EVIL_AS_TEXT]);
+    // The project page links its owner's page, which lists the owner's projects with their
+    // descriptions as text and their latest builds.
+    assert_page(
+        &env.get("/coprs/alice/escaped/").await,
+        200,
+        &["href=\"/coprs/alice/\""],
+    );
+    let owner = assert_page(
+        &env.get("/coprs/alice/").await,
+        200,
+        &[
+            "/coprs/alice/escaped/",
+            EVIL_AS_TEXT,
+            "/coprs/alice/hello-web/",
+            &build_url,
+            "succeeded",
+            CHROOT,
+        ],
+    );
+    assert!(!owner.contains(EVIL), "{owner}");
+    assert_page(
+        &env.get("/coprs/alice").await,
+        200,
+        &["/coprs/alice/escaped/"],
+    );
 
     // Build: every part's state, times in UTC, links to its results and logs.
     let padded = format!("{:08}", id.0);
@@ -194,6 +267,11 @@ async fn every_page_renders_and_user_text_stays_text() {
         &["Project does not exist."],
     );
     assert_page(
+        &env.get("/coprs/nobody/").await,
+        404,
+        &["There is no user or group of this name here."],
+    );
+    assert_page(
         &env.get("/coprs/alice/hello-web/build/99999/").await,
         404,
         &["No such build."],
@@ -221,6 +299,199 @@ async fn every_page_renders_and_user_text_stays_text() {
             "{machine}: {}",
             response.text()
         );
+    }
+    env.stop().await;
+}
+
+/// The page size of a project's build list (`BUILDS_PER_PAGE` of `bot/src/pages.rs`).
+const BUILDS_PER_PAGE: usize = 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_and_group_pages_and_lists_a_page_at_a_time() {
+    let env = TestEnv::start(DbKind::Sqlite).await;
+    create_project_with(
+        &env,
+        "@grp",
+        "tools",
+        ProjectSettings {
+            description: format!("The group's tools {EVIL}"),
+            ..ProjectSettings::default()
+        },
+    )
+    .await;
+    create_project_with(
+        &env,
+        "alice",
+        "hidden",
+        ProjectSettings {
+            description: "Not for the home page".into(),
+            unlisted_on_hp: true,
+            ..ProjectSettings::default()
+        },
+    )
+    .await;
+    let group_build = canceled_builds(&env, "@grp", "tools", 1).await[0];
+    // One build more than a page: the oldest is alone on the second page.
+    let many = canceled_builds(&env, "alice", "many", BUILDS_PER_PAGE + 1).await;
+    let (oldest, newest) = (many[0], many[BUILDS_PER_PAGE]);
+
+    // Unlisted projects are not on the home page, but on their owner's page.
+    let home = assert_page(
+        &env.get("/").await,
+        200,
+        &[
+            "/coprs/alice/many/",
+            "href=\"/coprs/alice/\"",
+            "/coprs/g/grp/tools/",
+        ],
+    );
+    assert!(!home.contains("/coprs/alice/hidden/"), "{home}");
+    assert!(
+        !home.contains("rel=\"next\""),
+        "one page of projects: {home}"
+    );
+    assert_page(
+        &env.get("/coprs/alice/").await,
+        200,
+        &[
+            "/coprs/alice/hidden/",
+            "not on the home page",
+            "/coprs/alice/many/",
+            &format!("/coprs/alice/many/build/{newest}/"),
+            "canceled",
+        ],
+    );
+
+    // A group's pages at Copr's URLs, and the same at `@group` ones; links to them in the `g`
+    // form, as Copr's; repo files where dnf's plugin asks for them, with a literal `@`.
+    let group = assert_page(
+        &env.get("/coprs/g/grp/").await,
+        200,
+        &[
+            "@grp",
+            "href=\"/coprs/g/grp/tools/\"",
+            EVIL_AS_TEXT,
+            &format!("/coprs/g/grp/tools/build/{group_build}/"),
+        ],
+    );
+    assert!(!group.contains(EVIL), "{group}");
+    let dnf_line = format!("dnf copr --hub {} enable @grp/tools", env.public_url());
+    for url in [
+        "/coprs/g/grp/tools/",
+        "/coprs/@grp/tools/",
+        "/coprs/g/grp/tools",
+    ] {
+        let project = assert_page(
+            &env.get(url).await,
+            200,
+            &[
+                &dnf_line,
+                "href=\"/coprs/g/grp/\"",
+                &format!("/coprs/g/grp/tools/build/{group_build}/"),
+                "/coprs/@grp/tools/repo/fedora-41/dnf.repo?arch=x86_64",
+            ],
+        );
+        assert!(!project.contains(EVIL), "{url}: {project}");
+    }
+    for url in [
+        format!("/coprs/g/grp/tools/build/{group_build}/"),
+        format!("/coprs/@grp/tools/build/{group_build}/"),
+        format!("/coprs/build/{group_build}/"),
+    ] {
+        assert_page(
+            &env.get(&url).await,
+            200,
+            &[
+                &format!("Build {group_build}"),
+                "canceled",
+                "href=\"/coprs/g/grp/tools/\"",
+            ],
+        );
+    }
+    let follow = env
+        .get(&format!(
+            "/coprs/g/grp/tools/build/{group_build}/live-log/{CHROOT}"
+        ))
+        .await;
+    assert_eq!(follow.status, 200, "{}", follow.text());
+    assert_eq!(follow.header("ferrocopr-part-state"), Some("canceled"));
+    let repo = env
+        .get("/coprs/@grp/tools/repo/fedora-41/dnf.repo?arch=x86_64")
+        .await;
+    assert_eq!(repo.status, 200, "{}", repo.text());
+    assert!(
+        repo.text()
+            .starts_with("[copr:127.0.0.1:group_grp:tools]\n"),
+        "{}",
+        repo.text()
+    );
+    assert_page(
+        &env.get("/coprs/g/nogroup/").await,
+        404,
+        &["There is no user or group of this name here."],
+    );
+    assert_page(
+        &env.get("/coprs/g/grp/nothing/").await,
+        404,
+        &["Project does not exist."],
+    );
+
+    // A project's builds, a page at a time: "older" only where there is an older page,
+    // "newer" only where there is a newer one.
+    let first = assert_page(
+        &env.get("/coprs/alice/many/").await,
+        200,
+        &[
+            &format!("/coprs/alice/many/build/{newest}/"),
+            "href=\"?page=2#builds\"",
+            "older",
+        ],
+    );
+    assert!(
+        !first.contains(&format!("/coprs/alice/many/build/{oldest}/")),
+        "{first}"
+    );
+    assert!(!first.contains("rel=\"prev\""), "{first}");
+    let second = assert_page(
+        &env.get("/coprs/alice/many/?page=2").await,
+        200,
+        &[
+            &format!("/coprs/alice/many/build/{oldest}/"),
+            "href=\"?page=1#builds\"",
+            "newer",
+            "page 2",
+        ],
+    );
+    // (The newest build is still linked, as its CoprDir's latest, in the directories' table.)
+    assert!(
+        !second.contains(&format!("/coprs/alice/many/build/{}/", many[1])),
+        "{second}"
+    );
+    assert!(!second.contains("rel=\"next\""), "{second}");
+    assert_page(
+        &env.get("/coprs/alice/many/?page=1").await,
+        200,
+        &[&format!("/coprs/alice/many/build/{newest}/")],
+    );
+    // A page past the end is not there; a page number that is none is the user's error.
+    for past in [
+        "/coprs/alice/many/?page=3",
+        "/coprs/alice/?page=2",
+        "/?page=2",
+    ] {
+        assert_page(&env.get(past).await, 404, &["no page that far"]);
+    }
+    for bad in ["0", "-1", "x", "", "1.5", "99999999999999999999", "2%20"] {
+        for path in ["/coprs/alice/many/", "/coprs/alice/", "/coprs/g/grp/", "/"] {
+            assert_page(
+                &env.get(&format!("{path}?page={bad}")).await,
+                400,
+                &[
+                    "400 Bad Request",
+                    "A page number is a whole number from 1 on",
+                ],
+            );
+        }
     }
     env.stop().await;
 }
@@ -370,6 +641,17 @@ async fn chromium_shows_the_pages_and_follows_a_running_log() {
         "the description's script became a script: {project}"
     );
     screenshot(&env, "/coprs/alice/slow/", "project").await;
+
+    let owner = dom_after(&env, "/coprs/alice/", 1_000).await;
+    assert!(
+        owner.contains("/coprs/alice/slow/") && owner.contains(EVIL_AS_TEXT),
+        "{owner}"
+    );
+    assert!(
+        !owner.contains(EVIL),
+        "the description's script became a script: {owner}"
+    );
+    screenshot(&env, "/coprs/alice/", "owner").await;
 
     let (_, chroots) = env.wait_for_build(id).await;
     assert_eq!(chroots[0].state, State::Succeeded, "{chroots:?}");

@@ -38,11 +38,11 @@ pub struct Project {
     pub auto_prune: bool,
 }
 
-const PROJECT_COLUMNS: &str = "p.id, p.owner, p.name, p.description, p.instructions, p.homepage, \
+pub(super) const PROJECT_COLUMNS: &str = "p.id, p.owner, p.name, p.description, p.instructions, p.homepage, \
      p.contact, p.additional_repos, p.enable_net, p.unlisted_on_hp, p.delete_after, p.created_on, \
      p.auto_prune";
 
-fn project_from_row(row: &AnyRow) -> DbResult<Project> {
+pub(super) fn project_from_row(row: &AnyRow) -> DbResult<Project> {
     let repos: String = row.try_get(7)?;
     Ok(Project {
         id: row.try_get(0)?,
@@ -239,7 +239,7 @@ impl Db {
         self.projects_from_rows(&rows).await
     }
 
-    async fn projects_from_rows(&self, rows: &[AnyRow]) -> DbResult<Vec<Project>> {
+    pub(super) async fn projects_from_rows(&self, rows: &[AnyRow]) -> DbResult<Vec<Project>> {
         let mut projects = rows
             .iter()
             .map(project_from_row)
@@ -248,18 +248,33 @@ impl Db {
         Ok(projects)
     }
 
+    /// Fills in the chroots of `projects`, in one query for all of them.
     async fn fill_chroots(&self, projects: &mut [Project]) -> DbResult<()> {
-        for project in projects {
-            let rows = sqlx::query(
-                "SELECT chroot FROM project_chroots WHERE project_id = $1 ORDER BY chroot",
-            )
-            .bind(project.id)
+        if projects.is_empty() {
+            return Ok(());
+        }
+        // Integers only: nothing a user wrote reaches this statement's text.
+        let ids = projects
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT project_id, chroot FROM project_chroots WHERE project_id IN ({ids}) \
+             ORDER BY project_id, chroot"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-            project.chroots = rows
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?;
+        let mut chroots: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        for row in &rows {
+            chroots
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(row.try_get(1)?);
+        }
+        for project in projects {
+            project.chroots = chroots.remove(&project.id).unwrap_or_default();
         }
         Ok(())
     }
