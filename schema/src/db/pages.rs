@@ -53,7 +53,7 @@ impl Db {
     /// The newest builds of listed projects, newest first (the home page).
     pub async fn recent_builds(&self, limit: i64) -> DbResult<Vec<BuildSummary>> {
         let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.unlisted_on_hp = 0 \
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.unlisted_on_hp = 0 AND p.deleted_on IS NULL \
              ORDER BY b.id DESC LIMIT $1"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
