@@ -519,6 +519,49 @@ mod tests {
     }
 
     #[test]
+    fn package_and_deletion_texts() {
+        let project = ProjectRef {
+            owner: "alice".into(),
+            project: "hello".into(),
+        };
+        assert_eq!(
+            api_source_type_unsupported("pypi", &["scm", "distgit"]),
+            "Source type \"pypi\" is not supported here; use one of: scm, distgit."
+        );
+        assert_eq!(
+            api_package_exists("hello", &project),
+            "Project alice/hello already has a package hello; edit it instead."
+        );
+        assert_eq!(
+            api_scm_type_unsupported("svn"),
+            "SCM type \"svn\" is not supported; use \"git\"."
+        );
+        assert_eq!(
+            api_srpm_method_unsupported("tito"),
+            "Source build method \"tito\" is not supported; use \"rpkg\" (the spec in the \
+             repository) or \"make_srpm\" (.copr/Makefile)."
+        );
+        assert_eq!(
+            api_bad_repo_path("spec", "../x.spec"),
+            "spec \"../x.spec\" is not a relative path inside the repository."
+        );
+        assert_eq!(
+            api_distgit_namespace_unsupported("forks/bob"),
+            "Dist-git namespaces are not supported (got \"forks/bob\"); leave it empty."
+        );
+        assert_eq!(
+            api_project_being_deleted(&project),
+            "Project alice/hello is being deleted; its name is free again once its builds are \
+             canceled and its results removed. Try again in a minute."
+        );
+        assert_eq!(
+            api_bad_forge_project("alice/hello"),
+            "\"alice/hello\" is not a forge repository: write it as host/owner/name, like \
+             github.com/alice/hello."
+        );
+    }
+
+    #[test]
     fn web_texts() {
         assert_eq!(
             dnf_copr_enable("http://127.0.0.1:8080", "alice", "hello:pr:3"),

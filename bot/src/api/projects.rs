@@ -368,3 +368,52 @@ pub async fn mock_chroots(State(state): State<BotState>) -> Json<Value> {
         .collect();
     Json(Value::Object(map))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forge_projects_are_host_owner_name() {
+        for good in [
+            "github.com/alice/hello",
+            "gitlab.com/group/sub/hello",
+            "src.fedoraproject.org/rpms/hello.py",
+        ] {
+            assert!(is_forge_project(good), "{good}");
+        }
+        for bad in [
+            "alice/hello",
+            "https://github.com/alice/hello",
+            "github.com/alice",
+            "github.com/alice/",
+            "github.com/../hello",
+            "localhost/alice/hello",
+            "github.com/alice/he llo",
+        ] {
+            assert!(!is_forge_project(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pruning_from_the_request_on_top_of_the_project() {
+        let fields = |auto_prune, prune_days| ProjectFields {
+            auto_prune,
+            prune_days,
+            ..Default::default()
+        };
+        assert_eq!(fields(None, None).pruning(None), None);
+        assert_eq!(
+            fields(Some(false), Some(3)).pruning(None),
+            Some(Pruning::Off)
+        );
+        assert_eq!(
+            fields(Some(true), None).pruning(None),
+            Some(Pruning::Default)
+        );
+        assert_eq!(
+            fields(None, Some(3)).pruning(None),
+            Some(Pruning::AfterDays(3))
+        );
+    }
+}
