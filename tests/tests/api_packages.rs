@@ -268,6 +268,47 @@ async fn project_delete_removes_reads_results_and_frees_the_name() {
     let results = env.data_dir().join("results/alice/doomed");
     assert!(!rpms_in(&results.join(CHROOT)).is_empty(), "built");
 
+    // A deletion asked for behind the deletion pass's back (no wake-up: it runs hourly) holds
+    // the name: project/add says why it refuses.
+    let held = ferrocopr_schema::ProjectRef {
+        owner: "alice".into(),
+        project: "held".into(),
+    };
+    let add_held = json!({"name": "held", "chroots": [CHROOT]});
+    ok(
+        &send(
+            &env,
+            Some(&alice),
+            "POST",
+            "/api_3/project/add/alice",
+            &add_held,
+        )
+        .await,
+        "add held",
+    );
+    assert!(
+        env.db()
+            .await
+            .request_project_deletion(&held)
+            .await
+            .expect("delete held")
+    );
+    let refused = send(
+        &env,
+        Some(&alice),
+        "POST",
+        "/api_3/project/add/alice",
+        &add_held,
+    )
+    .await;
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    let error = json_of(&refused, "add while deleting")["error"].to_string();
+    assert!(error.contains("is being deleted"), "{error}");
+    let gone = env
+        .get("/api_3/project?ownername=alice&projectname=held")
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text());
+
     let path = "/api_3/project/delete/alice/doomed";
     let refused = send(&env, Some(&mallory), "DELETE", path, &json!({})).await;
     assert_eq!(refused.status, 403, "{}", refused.text());
@@ -328,6 +369,18 @@ async fn project_delete_removes_reads_results_and_frees_the_name() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!results.exists(), "{} is left", results.display());
+    // The pass the request woke took the held project's name back too.
+    ok(
+        &send(
+            &env,
+            Some(&alice),
+            "POST",
+            "/api_3/project/add/alice",
+            &add_held,
+        )
+        .await,
+        "add held again",
+    );
     let fresh = ok(
         &env.get("/api_3/package/list?ownername=alice&projectname=doomed")
             .await,
