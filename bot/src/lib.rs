@@ -53,7 +53,8 @@ pub struct BotState {
     pub scheduler_wake: Arc<Notify>,
     /// Rung when a build changes state.
     pub reporter_wake: Arc<Notify>,
-    /// Rung when a CoprDir was scheduled for deletion (the backend's retention loop deletes it).
+    /// Rung when a CoprDir was scheduled for deletion or a project's deletion was asked for (the
+    /// backend's retention loop carries both out).
     pub retention_wake: Arc<Notify>,
 }
 

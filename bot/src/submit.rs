@@ -184,6 +184,12 @@ impl Submissions {
         self.request(submission, source).await
     }
 
+    /// A build of a source the caller made and checked itself (the API's added packages,
+    /// [`crate::api::packages`]): the submission is checked here as for every other build.
+    pub async fn from_source(&self, submission: Submission, source: BuildSource) -> Submitted {
+        self.request(submission, source).await
+    }
+
     async fn request(&self, submission: Submission, source: BuildSource) -> Submitted {
         let Submission {
             project,

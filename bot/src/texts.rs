@@ -278,6 +278,50 @@ pub fn api_missing_field(field: &str) -> String {
     format!("The request lacks {field:?}.")
 }
 
+pub fn api_source_type_unsupported(source_type: &str, supported: &[&str]) -> String {
+    format!(
+        "Source type {source_type:?} is not supported here; use one of: {}.",
+        supported.join(", ")
+    )
+}
+
+pub fn api_package_exists(package: &str, project: &ProjectRef) -> String {
+    format!("Project {project} already has a package {package}; edit it instead.")
+}
+
+pub fn api_scm_type_unsupported(scm_type: &str) -> String {
+    format!("SCM type {scm_type:?} is not supported; use \"git\".")
+}
+
+pub fn api_srpm_method_unsupported(method: &str) -> String {
+    format!(
+        "Source build method {method:?} is not supported; use \"rpkg\" (the spec in the \
+         repository) or \"make_srpm\" (.copr/Makefile)."
+    )
+}
+
+pub fn api_bad_repo_path(field: &str, path: &str) -> String {
+    format!("{field} {path:?} is not a relative path inside the repository.")
+}
+
+pub fn api_distgit_namespace_unsupported(namespace: &str) -> String {
+    format!("Dist-git namespaces are not supported (got {namespace:?}); leave it empty.")
+}
+
+pub fn api_project_being_deleted(project: &ProjectRef) -> String {
+    format!(
+        "Project {project} is being deleted; its name is free again once its builds are \
+         canceled and its results removed. Try again in a minute."
+    )
+}
+
+pub fn api_bad_forge_project(entry: &str) -> String {
+    format!(
+        "{entry:?} is not a forge repository: write it as host/owner/name, like \
+         github.com/alice/hello."
+    )
+}
+
 pub const API_BAD_PAGE: &str = "limit must be 1 to 1000 and offset not negative.";
 pub const API_NO_UPLOAD: &str =
     "The upload lacks its SRPM: send a multipart/form-data body with a \"pkgs\" file part.";
@@ -474,6 +518,49 @@ mod tests {
         assert_eq!(
             unknown_chroot("fedora-9-x86_64"),
             "fedora-9-x86_64 is not a chroot of this instance."
+        );
+    }
+
+    #[test]
+    fn package_and_deletion_texts() {
+        let project = ProjectRef {
+            owner: "alice".into(),
+            project: "hello".into(),
+        };
+        assert_eq!(
+            api_source_type_unsupported("pypi", &["scm", "distgit"]),
+            "Source type \"pypi\" is not supported here; use one of: scm, distgit."
+        );
+        assert_eq!(
+            api_package_exists("hello", &project),
+            "Project alice/hello already has a package hello; edit it instead."
+        );
+        assert_eq!(
+            api_scm_type_unsupported("svn"),
+            "SCM type \"svn\" is not supported; use \"git\"."
+        );
+        assert_eq!(
+            api_srpm_method_unsupported("tito"),
+            "Source build method \"tito\" is not supported; use \"rpkg\" (the spec in the \
+             repository) or \"make_srpm\" (.copr/Makefile)."
+        );
+        assert_eq!(
+            api_bad_repo_path("spec", "../x.spec"),
+            "spec \"../x.spec\" is not a relative path inside the repository."
+        );
+        assert_eq!(
+            api_distgit_namespace_unsupported("forks/bob"),
+            "Dist-git namespaces are not supported (got \"forks/bob\"); leave it empty."
+        );
+        assert_eq!(
+            api_project_being_deleted(&project),
+            "Project alice/hello is being deleted; its name is free again once its builds are \
+             canceled and its results removed. Try again in a minute."
+        );
+        assert_eq!(
+            api_bad_forge_project("alice/hello"),
+            "\"alice/hello\" is not a forge repository: write it as host/owner/name, like \
+             github.com/alice/hello."
         );
     }
 

@@ -6,11 +6,15 @@
 //! written as compare-and-set (`... WHERE state = $from`), so a stale writer changes nothing.
 
 mod api;
+mod deletion;
+mod packages;
 mod pages;
 mod projects;
 mod prune;
 mod queue;
 mod users;
+pub use deletion::DeletedProject;
+pub use packages::{Package, ProjectPackage};
 pub use pages::{BuildSummary, DirSummary, PackageSummary, ProjectSummary};
 pub use projects::{Page, Project, ProjectSettings};
 pub use prune::{PruneCandidate, Pruning};
@@ -434,7 +438,7 @@ impl Db {
         let project_name = dirname.split(':').next().unwrap_or(dirname);
         let exists = sqlx::query(
             "SELECT d.id FROM copr_dirs d JOIN projects p ON p.id = d.project_id \
-             WHERE p.owner = $1 AND p.name = $2 AND d.name = $3",
+             WHERE p.owner = $1 AND p.name = $2 AND d.name = $3 AND p.deleted_on IS NULL",
         )
         .bind(owner)
         .bind(project_name)

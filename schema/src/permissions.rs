@@ -33,9 +33,10 @@ impl Role {
 /// What a caller wants to do to a project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Submit or cancel builds, add packages.
+    /// Submit or cancel builds, also of the project's added packages.
     Build,
-    /// Edit or delete the project.
+    /// Edit or delete the project; add, edit and delete its packages (their sources are part
+    /// of the project's configuration, as in Copr).
     Administer,
 }
 

@@ -1,5 +1,5 @@
 //! The database facade on both backends: migrations apply, builds are requested once per
-//! trigger, and state changes are compare-and-set.
+//! trigger, state changes are compare-and-set, packages are kept and projects deleted.
 //!
 //! PostgreSQL must be at 127.0.0.1:5432 (user postgres, trust auth): without it the PostgreSQL
 //! test fails, it does not skip.
@@ -767,6 +767,223 @@ async fn users_and_projects_script(db: &Db) {
     assert!(!db.grant(&missing, &bob, Role::Admin).await.expect("grant"));
 }
 
+/// Packages, forge projects allowed in, and project deletion: asked for, the project leaves
+/// every read; its rows go only once none of its builds is unfinished, freeing the name.
+async fn packages_and_deletion_script(db: &Db) {
+    let doomed = ProjectRef {
+        owner: "alice".into(),
+        project: "doomed".into(),
+    };
+    let built = succeeded_build(db, "doomed", "doomed-1").await;
+    let page = Page {
+        limit: 10,
+        offset: 0,
+    };
+
+    // An added package beside one known only from a build.
+    let scm = serde_json::json!({"clone_url": "file:///tmp/extra", "committish": "main"});
+    assert!(
+        db.add_package(&doomed, "extra", "scm", &scm)
+            .await
+            .expect("add")
+    );
+    assert!(
+        !db.add_package(&doomed, "extra", "scm", &scm)
+            .await
+            .expect("add twice"),
+        "one package per name"
+    );
+    let missing = ProjectRef {
+        owner: "alice".into(),
+        project: "nope".into(),
+    };
+    assert!(
+        !db.add_package(&missing, "extra", "scm", &scm)
+            .await
+            .expect("add to nothing")
+    );
+    let listed = db
+        .project_packages(&doomed, None, page)
+        .await
+        .expect("list");
+    let summary: Vec<_> = listed
+        .iter()
+        .map(|p| (p.name.as_str(), p.latest, p.added.is_some()))
+        .collect();
+    assert_eq!(
+        summary,
+        [("extra", None, true), ("hello", Some(built), false)]
+    );
+    let one = db
+        .project_packages(&doomed, Some("extra"), page)
+        .await
+        .expect("one");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].added.as_ref().map(|a| &a.source), Some(&scm));
+    let edited = serde_json::json!({"distgit": "fedora"});
+    assert!(
+        db.edit_package(&doomed, "extra", "distgit", &edited)
+            .await
+            .expect("edit")
+    );
+    assert!(
+        !db.edit_package(&doomed, "nope", "distgit", &edited)
+            .await
+            .expect("edit nothing")
+    );
+    let read = db
+        .package(&doomed, "extra")
+        .await
+        .expect("read")
+        .expect("the package");
+    assert_eq!(
+        (read.source_type.as_str(), &read.source),
+        ("distgit", &edited)
+    );
+    assert!(db.delete_package(&doomed, "extra").await.expect("delete"));
+    assert!(!db.delete_package(&doomed, "extra").await.expect("twice"));
+    assert_eq!(db.package(&doomed, "extra").await.expect("read"), None);
+    assert!(
+        db.add_package(&doomed, "extra", "scm", &scm)
+            .await
+            .expect("add again")
+    );
+
+    // Forge projects a project lets build into it.
+    let settings = ProjectSettings {
+        packit_forge_projects_allowed: vec![
+            "github.com/bob/hello".into(),
+            "gitlab.com/team/*".into(),
+        ],
+        ..Default::default()
+    };
+    let shared = ProjectRef {
+        owner: "alice".into(),
+        project: "shared".into(),
+    };
+    let chroots = ["fedora-41-x86_64".to_owned()];
+    assert!(
+        db.create_project(&shared, &settings, &chroots)
+            .await
+            .expect("create")
+    );
+    let read = db.project(&shared).await.expect("read").expect("project");
+    assert_eq!(read.settings, settings);
+    for (forge_project, allowed) in [
+        ("github.com/bob/hello", true),
+        ("GitHub.com/Bob/Hello", true),
+        ("github.com/bob/other", false),
+        ("gitlab.com/bob/hello", false),
+        ("gitlab.com/team/tool-1", true),
+        ("gitlab.com/team/sub/tool", true),
+    ] {
+        let allowing = db.projects_allowing(forge_project).await.expect("read");
+        assert_eq!(
+            allowing.contains(&shared),
+            allowed,
+            "{forge_project}: {allowing:?}"
+        );
+    }
+    assert!(
+        !db.projects_allowing("github.com/bob/hello")
+            .await
+            .expect("read")
+            .contains(&missing)
+    );
+
+    // Deletion: a build still waits, so the rows stay until it is canceled.
+    let mut waiting = request("doomed-2");
+    waiting.project = doomed.clone();
+    waiting.dirname = "doomed:pr:3".into();
+    waiting.chroots = vec!["fedora-41-x86_64".into()];
+    waiting.cancel_superseded = false;
+    let waiting = db
+        .request_build(&waiting)
+        .await
+        .expect("request")
+        .expect("new build");
+    assert!(db.request_project_deletion(&doomed).await.expect("delete"));
+    assert!(
+        !db.request_project_deletion(&doomed)
+            .await
+            .expect("delete twice"),
+        "asked once"
+    );
+    assert!(
+        db.build(waiting)
+            .await
+            .expect("read")
+            .expect("build")
+            .cancel_requested
+    );
+    assert_eq!(db.project(&doomed).await.expect("read"), None);
+    assert_eq!(db.dir_chroots("alice", "doomed").await.expect("read"), None);
+    assert!(
+        !db.projects_of("alice", page)
+            .await
+            .expect("list")
+            .iter()
+            .any(|p| p.project == doomed)
+    );
+    assert!(
+        db.search_projects("doomed", page)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    assert_eq!(db.package(&doomed, "extra").await.expect("read"), None);
+    assert!(db.project_deletion_pending(&doomed).await.expect("read"));
+    assert!(
+        !db.create_project(&doomed, &ProjectSettings::default(), &chroots)
+            .await
+            .expect("create"),
+        "the name is taken until the rows go"
+    );
+    let deleted = db.deleted_projects().await.expect("deleted");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!((&deleted[0].project, deleted[0].busy), (&doomed, true));
+    assert!(
+        !db.remove_deleted_project(&doomed)
+            .await
+            .expect("remove while busy")
+    );
+    assert!(
+        !db.remove_deleted_project(&shared)
+            .await
+            .expect("remove a live project"),
+        "only deleted projects go"
+    );
+
+    // The scheduler cancels the waiting build; then the rows go and the name is free.
+    let t = State::Pending
+        .next(Part::Source, Event::Cancel)
+        .expect("legal");
+    assert!(db.move_source(waiting, t).await.expect("cancel"));
+    let t = State::Waiting
+        .next(Part::Chroot, Event::Cancel)
+        .expect("legal");
+    db.move_chroot(waiting, "fedora-41-x86_64", t)
+        .await
+        .expect("cancel the chroot");
+    assert!(!db.deleted_projects().await.expect("deleted")[0].busy);
+    assert!(db.remove_deleted_project(&doomed).await.expect("remove"));
+    assert!(db.deleted_projects().await.expect("deleted").is_empty());
+    assert_eq!(db.build(built).await.expect("read").map(|b| b.id), None);
+    assert!(!db.project_deletion_pending(&doomed).await.expect("read"));
+    assert!(
+        db.create_project(&doomed, &ProjectSettings::default(), &chroots)
+            .await
+            .expect("create again")
+    );
+    assert!(
+        db.project_packages(&doomed, None, page)
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing of the old project comes back"
+    );
+}
+
 #[tokio::test]
 async fn facade_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -778,6 +995,7 @@ async fn facade_on_sqlite() {
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
     users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
     pages_script(&Db::connect(&url).await.expect("connect")).await;
+    packages_and_deletion_script(&Db::connect(&url).await.expect("connect")).await;
     // Migrations are idempotent: opening again applies nothing twice.
     Db::connect(&url).await.expect("reopen").close().await;
 }
@@ -789,6 +1007,7 @@ async fn facade_on_postgres() {
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
     users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
     pages_script(&Db::connect(&url).await.expect("connect")).await;
+    packages_and_deletion_script(&Db::connect(&url).await.expect("connect")).await;
     Db::connect(&url).await.expect("reopen").close().await;
     drop_postgres(&name).await;
 }

@@ -1,7 +1,8 @@
 //! The API v3 (`/api_3/`, issue 7) over HTTP: every endpoint's errors are JSON `{"error": …}`
 //! with the status copr-cli branches on (a table: malformed bodies, missing, malformed, wrong
 //! and expired credentials, forbidden owners, unknown projects and builds, and what granted
-//! roles and group membership allow), and a build
+//! roles and group membership allow; packages added, edited, built and deleted, projects
+//! deleted), and a build
 //! uploaded through the API is built, listed page by page, shown per chroot and in dnf5's
 //! `rpmrepo`, while a second one is canceled.
 
@@ -149,6 +150,10 @@ async fn every_error_is_json_with_its_status() {
                "pkgs": ["https://example.org/hello-1.0-1.src.rpm"]})
         .to_string()
     };
+    let scm = r#"{"package_name": "hello", "clone_url": "https://example.org/hello.git", "spec": "hello.spec", "scm_type": "git", "source_build_method": "rpkg"}"#.to_owned();
+    let package_build = |owner: &str, project: &str, package: &str| {
+        json!({"ownername": owner, "projectname": project, "package_name": package}).to_string()
+    };
     let big = format!(
         "{{\"pkgs\": \"{}\"}}",
         "x".repeat(ferrocopr_bot::api::JSON_LIMIT + 1)
@@ -217,6 +222,70 @@ async fn every_error_is_json_with_its_status() {
         ("PUT", "/api_3/project/edit/@ruby/gems", Alice, json, "{}".into(), 403),
         ("POST", "/api_3/build/create/url", Dave, json, url_build("@ruby", "gems"), 200),
         ("POST", "/api_3/build/create/url", Alice, json, url_build("@ruby", "gems"), 403),
+        // Project settings: auto_prune, prune_days and packit_forge_projects_allowed.
+        ("POST", "/api_3/project/add/alice", Alice, json,
+            r#"{"name": "x", "chroots": ["fedora-41-x86_64"], "packit_forge_projects_allowed": ["alice/hello"]}"#.into(), 400),
+        ("POST", "/api_3/project/add/alice", Alice, json,
+            r#"{"name": "x", "chroots": ["fedora-41-x86_64"], "auto_prune": "yes"}"#.into(), 400),
+        ("PUT", "/api_3/project/edit/alice/hello", Alice, json,
+            r#"{"packit_forge_projects_allowed": ["https://github.com/bob/hello"]}"#.into(), 400),
+        ("PUT", "/api_3/project/edit/alice/hello", Alice, json,
+            r#"{"auto_prune": false, "packit_forge_projects_allowed": ["github.com/bob/hello"]}"#.into(), 200),
+        // package/add: project admins add packages; builders do not.
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Nobody, json, scm.clone(), 401),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", WrongToken, json, scm.clone(), 401),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Mallory, json, scm.clone(), 403),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Bob, json, scm.clone(), 403),
+        ("POST", "/api_3/package/add/alice/nope/hello/scm", Alice, json, scm.clone(), 404),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, "{".into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, r#"{"spec": "hello.spec"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json,
+            r#"{"clone_url": "https://example.org/hello.git", "source_build_method": "tito"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json,
+            r#"{"clone_url": "https://example.org/hello.git", "spec": "../../etc/x.spec"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/pypi", Alice, json, r#"{"pypi_package_name": "hello"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/custom", Alice, json, r#"{"script": "true"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/distgit", Alice, json, r#"{"distgit": "nowhere"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, scm.clone(), 200),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, scm.clone(), 409),
+        ("POST", "/api_3/package/add/alice/hello/other/distgit", Carol, json, r#"{"distgit": "fedora"}"#.into(), 200),
+        // package/edit
+        ("POST", "/api_3/package/edit/alice/hello/hello/scm", Nobody, json, "{}".into(), 401),
+        ("POST", "/api_3/package/edit/alice/hello/hello/scm", Mallory, json, "{}".into(), 403),
+        ("POST", "/api_3/package/edit/alice/hello/nope/scm", Alice, json, "{}".into(), 404),
+        ("POST", "/api_3/package/edit/alice/nope/hello/scm", Alice, json, "{}".into(), 404),
+        ("POST", "/api_3/package/edit/alice/hello/hello/scm", Alice, json, "[1".into(), 400),
+        ("POST", "/api_3/package/edit/alice/hello/hello/url", Alice, json, "{}".into(), 400),
+        ("POST", "/api_3/package/edit/alice/hello/hello/scm", Alice, json, r#"{"committish": "v1"}"#.into(), 200),
+        // package/build: builders build added packages.
+        ("POST", "/api_3/package/build", Nobody, json, package_build("alice", "hello", "hello"), 401),
+        ("POST", "/api_3/package/build", WrongToken, json, package_build("alice", "hello", "hello"), 401),
+        ("POST", "/api_3/package/build", Mallory, json, package_build("alice", "hello", "hello"), 403),
+        ("POST", "/api_3/package/build", Alice, json, package_build("alice", "nope", "hello"), 404),
+        ("POST", "/api_3/package/build", Alice, json, package_build("alice", "hello", "nope"), 404),
+        ("POST", "/api_3/package/build", Alice, json, r#"{"ownername": "alice", "projectname": "hello"}"#.into(), 400),
+        ("POST", "/api_3/package/build", Alice, json, "{".into(), 400),
+        // Past the permission check, refused for its chroot: a builder may build.
+        ("POST", "/api_3/package/build", Bob, json,
+            r#"{"ownername": "alice", "projectname": "hello", "package_name": "hello", "chroots": ["fedora-9-x86_64"]}"#.into(), 400),
+        // package/delete
+        ("DELETE", "/api_3/package/delete/alice/hello/other", Nobody, json, String::new(), 401),
+        ("DELETE", "/api_3/package/delete/alice/hello/other", Mallory, json, String::new(), 403),
+        ("DELETE", "/api_3/package/delete/alice/hello/other", Bob, json, String::new(), 403),
+        ("DELETE", "/api_3/package/delete/alice/hello/nope", Alice, json, String::new(), 404),
+        ("DELETE", "/api_3/package/delete/alice/nope/other", Alice, json, String::new(), 404),
+        ("POST", "/api_3/package/delete/alice/hello/other", Carol, json, String::new(), 200),
+        ("DELETE", "/api_3/package/delete/alice/hello/other", Alice, json, String::new(), 404),
+        // project/delete: the project's admins only.
+        ("DELETE", "/api_3/project/delete/@ruby/gems", Nobody, json, String::new(), 401),
+        ("DELETE", "/api_3/project/delete/@ruby/gems", WrongToken, json, String::new(), 401),
+        ("DELETE", "/api_3/project/delete/alice/hello", Mallory, json, String::new(), 403),
+        ("DELETE", "/api_3/project/delete/alice/hello", Bob, json, String::new(), 403),
+        ("DELETE", "/api_3/project/delete/@ruby/gems", Alice, json, String::new(), 403),
+        ("DELETE", "/api_3/project/delete/alice/nope", Alice, json, String::new(), 404),
+        ("DELETE", "/api_3/project/delete/@ruby/gems", Dave, json, String::new(), 200),
+        ("GET", "/api_3/project?ownername=@ruby&projectname=gems", Nobody, json, String::new(), 404),
+        ("POST", "/api_3/project/delete/@ruby/gems", Dave, json, String::new(), 404),
     ];
     let mut failures = Vec::new();
     for (method, path, who, content_type, body, status) in table {
@@ -250,6 +319,26 @@ async fn every_error_is_json_with_its_status() {
     // What works answers JSON too.
     let home = env.get("/api_3/").await;
     assert_eq!(json_of(&home, "home"), json!({"version": 3}));
+    // The settings the table set show in the project.
+    let hello = json_of(
+        &env.get("/api_3/project?ownername=alice&projectname=hello")
+            .await,
+        "project",
+    );
+    assert_eq!(hello["auto_prune"], false);
+    assert_eq!(hello["prune_days"], Value::Null);
+    assert_eq!(
+        hello["packit_forge_projects_allowed"],
+        json!(["github.com/bob/hello"])
+    );
+    let packages = json_of(
+        &env.get("/api_3/package/list?ownername=alice&projectname=hello")
+            .await,
+        "package list",
+    );
+    assert_eq!(packages["items"][0]["name"], "hello");
+    assert_eq!(packages["items"][0]["source_dict"]["committish"], "v1");
+    assert_eq!(packages["items"].as_array().map(Vec::len), Some(1));
     let check = call(
         &env,
         &callers,

@@ -80,7 +80,7 @@ async fn build_of(state: &BotState, id: i64) -> ApiResult<Build> {
         .ok_or_else(|| ApiError::NotFound(texts::api_build_not_found(id)))
 }
 
-async fn shown(state: &BotState, build: &Build) -> ApiResult<Value> {
+pub(super) async fn shown(state: &BotState, build: &Build) -> ApiResult<Value> {
     let chroots = state.db.build_chroots(build.id).await?;
     Ok(build_json(state, build, &chroots))
 }
@@ -174,7 +174,7 @@ enum Pkgs {
 }
 
 /// Who may build what where: the checks of `check-before-build` and every `create/...`.
-async fn submission(
+pub(super) async fn submission(
     state: &BotState,
     user: &User,
     fields: &BuildFields,

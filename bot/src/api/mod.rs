@@ -105,6 +105,10 @@ pub fn routes() -> Router<BotState> {
             "/project/edit/{owner}/{project}",
             post(projects::edit).put(projects::edit),
         )
+        .route(
+            "/project/delete/{owner}/{project}",
+            post(projects::delete).delete(projects::delete),
+        )
         .route("/mock-chroots/list", get(projects::mock_chroots))
         .route("/build/list", get(builds::list_builds))
         .route("/build/{id}", get(builds::get))
@@ -123,6 +127,19 @@ pub fn routes() -> Router<BotState> {
         )
         .route("/package", get(packages::get))
         .route("/package/list", get(packages::list_packages))
+        .route(
+            "/package/add/{owner}/{project}/{package}/{source_type}",
+            post(packages::add),
+        )
+        .route(
+            "/package/edit/{owner}/{project}/{package}/{source_type}",
+            post(packages::edit).put(packages::edit),
+        )
+        .route(
+            "/package/delete/{owner}/{project}/{package}",
+            post(packages::delete).delete(packages::delete),
+        )
+        .route("/package/build", post(packages::build))
         .route("/build-chroot", get(builds::build_chroot))
         .route("/build-chroot/list", get(builds::build_chroot_list))
         .route(

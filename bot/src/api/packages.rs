@@ -1,18 +1,234 @@
-//! `GET /api_3/package` and `/api_3/package/list`: a project's packages as its builds named them
-//! (ferrocopr keeps no package rows of its own: a package is what an SRPM built in the project
-//! was called), each with its newest build.
+//! `/api_3/package/...`: a project's packages as copr-cli adds, edits, builds, deletes and lists
+//! them (`add-package-scm`, `add-package-distgit`, `edit-package-*`, `build-package`,
+//! `delete-package`, `list-packages`, `get-package`).
+//!
+//! A package is a name with where its sources come from (a row, [`ferrocopr_schema::db::Package`]:
+//! Copr's `source_type` and `source_dict`). `package/build` turns the stored source into a build
+//! request through [`crate::submit::Submissions`], the same flow as every other build; the
+//! scheduler does the rest. Packages known only from builds (an SRPM named them) are listed too,
+//! without a source.
+//!
+//! Permissions, as Copr has them: a package's source is part of the project's configuration, so
+//! adding, editing and deleting one needs [`Action::Administer`] (owner, group member, granted
+//! `admin`); building an added package needs [`Action::Build`] (also a granted `builder`).
+//!
+//! The source types are mapped in one place, [`PackageSource`]: another type is one more variant
+//! with its parsing and its build.
 
-use super::builds::build_json;
+use super::builds::{BuildFields, build_json, shown, submission};
 use super::error::{ApiError, ApiResult};
-use super::extract::{self, ApiQuery};
+use super::extract::{self, ApiPath, ApiQuery, Body};
 use super::{PageQuery, list};
+use crate::submit::Submission;
 use crate::{BotState, texts};
 use axum::Json;
 use axum::extract::State;
-use ferrocopr_schema::db::Page;
+use axum::http::HeaderMap;
+use ferrocopr_schema::copr_yaml::SrpmMethod;
+use ferrocopr_schema::db::{Page, ProjectPackage};
+use ferrocopr_schema::model::is_valid_package_name;
+use ferrocopr_schema::permissions::Action;
 use ferrocopr_schema::{BuildId, BuildSource, ProjectRef};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+/// The source types `package/add` takes. Copr has more (`pypi`, `rubygems`, `custom`, `upload`,
+/// `url`): those are refused with this list.
+const SUPPORTED_SOURCE_TYPES: &[&str] = &["scm", "distgit"];
+
+/// The dist-git instance a `distgit` package uses when it names none (Copr's default).
+const DEFAULT_DISTGIT: &str = "fedora";
+
+/// A package's source, checked: what is stored and what `package/build` builds.
+#[derive(Debug, Clone, PartialEq)]
+enum PackageSource {
+    Scm(ScmSource),
+    Distgit(DistgitSource),
+}
+
+/// Copr's `scm` source (`copr-cli add-package-scm`); every field is optional in the request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct ScmSource {
+    clone_url: Option<String>,
+    /// A branch, tag or commit; none: the repository's default branch.
+    committish: Option<String>,
+    /// Where the package lies in the repository.
+    subdirectory: Option<String>,
+    /// The spec, relative to `subdirectory`; none: `<package>.spec`.
+    spec: Option<String>,
+    scm_type: Option<String>,
+    /// `rpkg` (the spec in the repository) or `make_srpm` (`.copr/Makefile`).
+    source_build_method: Option<String>,
+}
+
+/// Copr's `distgit` source (`copr-cli add-package-distgit`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct DistgitSource {
+    /// The dist-git instance's name (`fedora`, `centos`, …).
+    distgit: Option<String>,
+    namespace: Option<String>,
+    committish: Option<String>,
+}
+
+fn bad_json(e: serde_json::Error) -> ApiError {
+    ApiError::BadRequest(texts::bad_api_body(&e))
+}
+
+/// An optional text, empty meaning not given (copr-cli sends `""` and `null` alike).
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+/// A path inside the repository: relative, no `..`.
+fn repo_path(field: &str, path: &str) -> ApiResult<()> {
+    let bad =
+        path.starts_with('/') || path.contains('\0') || path.split('/').any(|part| part == "..");
+    if bad {
+        return Err(ApiError::BadRequest(texts::api_bad_repo_path(field, path)));
+    }
+    Ok(())
+}
+
+impl PackageSource {
+    /// The source of type `source_type` from the request's fields, on top of `old` (an edit of
+    /// the same type keeps what the request does not give).
+    fn parse(
+        state: &BotState,
+        source_type: &str,
+        body: &Value,
+        old: Option<&Value>,
+    ) -> ApiResult<Self> {
+        let mut fields = match old {
+            Some(Value::Object(old)) => old.clone(),
+            _ => serde_json::Map::new(),
+        };
+        if let Value::Object(new) = body {
+            for (key, value) in new {
+                if !value.is_null() {
+                    fields.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let fields = Value::Object(fields);
+        match source_type {
+            "scm" => {
+                let scm: ScmSource = serde_json::from_value(fields).map_err(bad_json)?;
+                if given(&scm.clone_url).is_none() {
+                    return Err(ApiError::BadRequest(texts::api_missing_field("clone_url")));
+                }
+                if let Some(kind) = given(&scm.scm_type).filter(|k| *k != "git") {
+                    return Err(ApiError::BadRequest(texts::api_scm_type_unsupported(kind)));
+                }
+                scm.method()?;
+                if let Some(sub) = given(&scm.subdirectory) {
+                    repo_path("subdirectory", sub)?;
+                }
+                if let Some(spec) = given(&scm.spec) {
+                    repo_path("spec", spec)?;
+                }
+                Ok(PackageSource::Scm(scm))
+            }
+            "distgit" => {
+                let distgit: DistgitSource = serde_json::from_value(fields).map_err(bad_json)?;
+                if let Some(namespace) = given(&distgit.namespace) {
+                    return Err(ApiError::BadRequest(
+                        texts::api_distgit_namespace_unsupported(namespace),
+                    ));
+                }
+                let instance = distgit.instance();
+                if !state.submissions.distgit_instances.contains_key(instance) {
+                    let names: Vec<&str> = state
+                        .submissions
+                        .distgit_instances
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
+                    return Err(ApiError::BadRequest(texts::unknown_distgit(
+                        instance, &names,
+                    )));
+                }
+                Ok(PackageSource::Distgit(distgit))
+            }
+            other => Err(ApiError::BadRequest(texts::api_source_type_unsupported(
+                other,
+                SUPPORTED_SOURCE_TYPES,
+            ))),
+        }
+    }
+
+    fn source_type(&self) -> &'static str {
+        match self {
+            PackageSource::Scm(_) => "scm",
+            PackageSource::Distgit(_) => "distgit",
+        }
+    }
+
+    /// Copr's `source_dict`, as stored.
+    fn source_dict(&self) -> Value {
+        let dict = match self {
+            PackageSource::Scm(scm) => serde_json::to_value(scm),
+            PackageSource::Distgit(distgit) => serde_json::to_value(distgit),
+        };
+        dict.unwrap_or_default()
+    }
+
+    /// Requests a build of package `name` from this source.
+    async fn build(
+        &self,
+        state: &BotState,
+        submission: Submission,
+        name: &str,
+    ) -> ApiResult<BuildId> {
+        let submissions = &state.submissions;
+        let id = match self {
+            PackageSource::Scm(scm) => {
+                let source = scm.build_source(name)?;
+                submissions.from_source(submission, source).await?
+            }
+            PackageSource::Distgit(distgit) => {
+                let committish = given(&distgit.committish);
+                submissions
+                    .from_distgit(submission, distgit.instance(), name, committish)
+                    .await?
+            }
+        };
+        Ok(id)
+    }
+}
+
+impl ScmSource {
+    fn method(&self) -> ApiResult<SrpmMethod> {
+        match given(&self.source_build_method).unwrap_or("rpkg") {
+            "rpkg" => Ok(SrpmMethod::Spec),
+            "make_srpm" => Ok(SrpmMethod::MakeSrpm),
+            other => Err(ApiError::BadRequest(texts::api_srpm_method_unsupported(
+                other,
+            ))),
+        }
+    }
+
+    /// The build source of package `name`: the spec is `<subdirectory>/<spec>`, `<name>.spec`
+    /// when the package names none (rpkg would look for the one spec there).
+    fn build_source(&self, name: &str) -> ApiResult<BuildSource> {
+        let spec = given(&self.spec).map_or_else(|| format!("{name}.spec"), str::to_owned);
+        let spec = match given(&self.subdirectory).map(|s| s.trim_end_matches('/')) {
+            Some(sub) if !sub.is_empty() => format!("{sub}/{spec}"),
+            _ => spec,
+        };
+        Ok(BuildSource::Scm {
+            clone_url: given(&self.clone_url).unwrap_or_default().to_owned(),
+            committish: given(&self.committish).unwrap_or("HEAD").to_owned(),
+            spec,
+            srpm: self.method()?,
+        })
+    }
+}
+
+impl DistgitSource {
+    fn instance(&self) -> &str {
+        given(&self.distgit).unwrap_or(DEFAULT_DISTGIT)
+    }
+}
 
 #[derive(Deserialize)]
 pub struct PackageQuery {
@@ -38,19 +254,23 @@ async fn packages(
     extract::project(state, project).await?;
     let found = state.db.project_packages(project, package, page).await?;
     let mut items = Vec::with_capacity(found.len());
-    for (name, latest) in found {
-        items.push(package_json(state, project, &name, latest).await?);
+    for package in found {
+        items.push(package_json(state, project, package).await?);
     }
     Ok(items)
 }
 
+/// A package as Copr's API v3 shows it: an added one with its source, one known only from
+/// builds with the source type of its newest build.
 async fn package_json(
     state: &BotState,
     project: &ProjectRef,
-    name: &str,
-    latest: BuildId,
+    package: ProjectPackage,
 ) -> ApiResult<Value> {
-    let build = state.db.build(latest).await?;
+    let build = match package.latest {
+        Some(id) => state.db.build(id).await?,
+        None => None,
+    };
     let latest = match &build {
         Some(build) => {
             let chroots = state.db.build_chroots(build.id).await?;
@@ -58,19 +278,38 @@ async fn package_json(
         }
         None => None,
     };
-    let source_type = build.as_ref().map(|b| match b.source {
-        BuildSource::Scm { .. } => "scm",
-        BuildSource::Url { .. } => "link",
-        BuildSource::Upload { .. } => "upload",
-        BuildSource::Distgit { .. } => "distgit",
-    });
+    let (source_type, source_dict) = match (&package.added, &build) {
+        (Some(added), _) => (Some(added.source_type.clone()), added.source.clone()),
+        (None, Some(build)) => {
+            let kind = match build.source {
+                BuildSource::Scm { .. } => "scm",
+                BuildSource::Url { .. } => "link",
+                BuildSource::Upload { .. } => "upload",
+                BuildSource::Distgit { .. } => "distgit",
+            };
+            (Some(kind.to_owned()), json!({}))
+        }
+        (None, None) => (None, json!({})),
+    };
     Ok(json!({
-        "name": name,
+        "name": package.name,
         "projectname": project.project,
         "ownername": project.owner,
         "source_type": source_type,
+        "source_dict": source_dict,
         "builds": { "latest": latest },
     }))
+}
+
+async fn one_package(state: &BotState, project: &ProjectRef, name: &str) -> ApiResult<Value> {
+    let one = Page {
+        limit: 1,
+        offset: 0,
+    };
+    packages(state, project, Some(name), one)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(texts::api_package_not_found(name, project)))
 }
 
 /// `GET /api_3/package?ownername=&projectname=&packagename=`
@@ -83,15 +322,7 @@ pub async fn get(
         project: field("projectname", q.projectname)?,
     };
     let name = field("packagename", q.packagename)?;
-    let one = Page {
-        limit: 1,
-        offset: 0,
-    };
-    packages(&state, &project, Some(&name), one)
-        .await?
-        .pop()
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(texts::api_package_not_found(&name, &project)))
+    Ok(Json(one_package(&state, &project, &name).await?))
 }
 
 /// `GET /api_3/package/list?ownername=&projectname=`
@@ -106,4 +337,172 @@ pub async fn list_packages(
     };
     let items = packages(&state, &project, None, page).await?;
     Ok(Json(list(items, page)))
+}
+
+/// The caller, the project (404 when unknown) and the permission: the door of every write.
+async fn writer(
+    state: &BotState,
+    headers: &HeaderMap,
+    project: &ProjectRef,
+    action: Action,
+) -> ApiResult<()> {
+    let user = extract::user(state, headers).await?;
+    extract::project(state, project).await?;
+    extract::allow(state, &user, project, action).await
+}
+
+/// `POST /api_3/package/add/{owner}/{project}/{package_name}/{source_type}`: the body is the
+/// source's fields (python-copr sends `package_name` with them).
+pub async fn add(
+    State(state): State<BotState>,
+    ApiPath((owner, name, package, source_type)): ApiPath<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let project = ProjectRef {
+        owner,
+        project: name,
+    };
+    writer(&state, &headers, &project, Action::Administer).await?;
+    let fields: Value = body.json()?;
+    if !is_valid_package_name(&package) {
+        return Err(ApiError::BadRequest(texts::bad_package_name(&package)));
+    }
+    let source = PackageSource::parse(&state, &source_type, &fields, None)?;
+    let added = state
+        .db
+        .add_package(
+            &project,
+            &package,
+            source.source_type(),
+            &source.source_dict(),
+        )
+        .await?;
+    if !added {
+        return Err(ApiError::Conflict(texts::api_package_exists(
+            &package, &project,
+        )));
+    }
+    Ok(Json(one_package(&state, &project, &package).await?))
+}
+
+/// `POST /api_3/package/edit/{owner}/{project}/{package_name}/{source_type}`: what the body gives
+/// replaces the stored fields; the rest stays (all of it goes when the source type changes).
+pub async fn edit(
+    State(state): State<BotState>,
+    ApiPath((owner, name, package, source_type)): ApiPath<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let project = ProjectRef {
+        owner,
+        project: name,
+    };
+    writer(&state, &headers, &project, Action::Administer).await?;
+    let fields: Value = body.json()?;
+    let old = state
+        .db
+        .package(&project, &package)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(texts::api_package_not_found(&package, &project)))?;
+    let kept = (old.source_type == source_type).then_some(&old.source);
+    let source = PackageSource::parse(&state, &source_type, &fields, kept)?;
+    state
+        .db
+        .edit_package(
+            &project,
+            &package,
+            source.source_type(),
+            &source.source_dict(),
+        )
+        .await?;
+    Ok(Json(one_package(&state, &project, &package).await?))
+}
+
+/// `DELETE` (or `POST`) `/api_3/package/delete/{owner}/{project}/{package_name}`: the package
+/// row goes, its builds stay. Answers the package as it was.
+pub async fn delete(
+    State(state): State<BotState>,
+    ApiPath((owner, name, package)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let project = ProjectRef {
+        owner,
+        project: name,
+    };
+    writer(&state, &headers, &project, Action::Administer).await?;
+    if state.db.package(&project, &package).await?.is_none() {
+        return Err(ApiError::NotFound(texts::api_package_not_found(
+            &package, &project,
+        )));
+    }
+    let shown = one_package(&state, &project, &package).await?;
+    state.db.delete_package(&project, &package).await?;
+    Ok(Json(shown))
+}
+
+/// What `package/build` takes besides the build options ([`BuildFields`]).
+#[derive(Deserialize)]
+struct BuildPackageFields {
+    package_name: Option<String>,
+}
+
+/// `POST /api_3/package/build`: a build of an added package from its stored source (body:
+/// `ownername`, `projectname`, `package_name` and the build options).
+pub async fn build(
+    State(state): State<BotState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let user = extract::user(&state, &headers).await?;
+    let package: BuildPackageFields = body.json()?;
+    let options: BuildFields = body.json()?;
+    let package = field("package_name", package.package_name)?;
+    let (found, submission) = submission(&state, &user, &options).await?;
+    let project = &found.project;
+    let stored = state
+        .db
+        .package(project, &package)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(texts::api_package_not_found(&package, project)))?;
+    let source = PackageSource::parse(&state, &stored.source_type, &stored.source, None)?;
+    let id = source.build(&state, submission, &package).await?;
+    let build = state
+        .db
+        .build(id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("build {id} vanished")))?;
+    Ok(Json(shown(&state, &build).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scm_sources_become_builds() {
+        let scm = ScmSource {
+            clone_url: Some("https://example.org/hello.git".into()),
+            subdirectory: Some("pkg/".into()),
+            source_build_method: Some("make_srpm".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            scm.build_source("hello").expect("a source"),
+            BuildSource::Scm {
+                clone_url: "https://example.org/hello.git".into(),
+                committish: "HEAD".into(),
+                spec: "pkg/hello.spec".into(),
+                srpm: SrpmMethod::MakeSrpm,
+            }
+        );
+        let tito = ScmSource {
+            source_build_method: Some("tito".into()),
+            ..scm
+        };
+        assert!(tito.build_source("hello").is_err());
+        assert!(repo_path("spec", "../etc/passwd").is_err());
+        assert!(repo_path("spec", "/etc/passwd").is_err());
+        assert!(repo_path("spec", "a/b.spec").is_ok());
+    }
 }

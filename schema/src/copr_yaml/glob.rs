@@ -54,7 +54,7 @@ pub(super) fn check(pattern: &str) -> Result<(), String> {
 }
 
 /// Whether `name` as a whole matches `pattern`. A pattern that [`check`] refuses matches nothing.
-pub(super) fn matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn matches(pattern: &str, name: &str) -> bool {
     let Ok(tokens) = compile(pattern) else {
         return false;
     };

@@ -1,10 +1,10 @@
 //! What the API v3 (`/api_3/`, issue 7) reads beyond single rows: the pages of a project's builds
-//! that `copr-cli list-builds` walks through with a growing offset until a page comes back empty,
-//! and the packages a project's builds made.
+//! that `copr-cli list-builds` walks through with a growing offset until a page comes back
+//! empty. A project's packages are in [`super::packages`].
 
 use super::{BUILD_COLUMNS, BUILD_FROM, Build, Db, DbResult, Page, build_from_row};
-use crate::model::{BuildId, ProjectRef};
-use sqlx::{AssertSqlSafe, Row};
+use crate::model::ProjectRef;
+use sqlx::AssertSqlSafe;
 
 impl Db {
     /// One page of the builds of `project` (every CoprDir), newest first; only those of
@@ -28,33 +28,5 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(build_from_row).collect()
-    }
-}
-
-impl Db {
-    /// One page of the packages built in `project` (the names its SRPMs gave), by name, each
-    /// with the id of its newest build; only `package` when given.
-    pub async fn project_packages(
-        &self,
-        project: &ProjectRef,
-        package: Option<&str>,
-        page: Page,
-    ) -> DbResult<Vec<(String, BuildId)>> {
-        let rows = sqlx::query(
-            "SELECT b.pkg_name, MAX(b.id) FROM builds b JOIN copr_dirs d ON d.id = b.copr_dir_id \
-             JOIN projects p ON p.id = d.project_id WHERE p.owner = $1 AND p.name = $2 \
-             AND b.pkg_name IS NOT NULL AND ($3 = '' OR b.pkg_name = $3) \
-             GROUP BY b.pkg_name ORDER BY b.pkg_name LIMIT $4 OFFSET $5",
-        )
-        .bind(&project.owner)
-        .bind(&project.project)
-        .bind(package.unwrap_or_default())
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, BuildId(row.try_get(1)?))))
-            .collect()
     }
 }

@@ -62,7 +62,7 @@ impl Db {
     /// The newest builds of listed projects, newest first (the home page).
     pub async fn recent_builds(&self, limit: i64) -> DbResult<Vec<BuildSummary>> {
         let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.unlisted_on_hp = 0 \
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.unlisted_on_hp = 0 AND p.deleted_on IS NULL \
              ORDER BY b.id DESC LIMIT $1"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -89,7 +89,8 @@ impl Db {
         let sql = format!(
             "SELECT {PROJECT_COLUMNS}, (SELECT MAX(b.id) FROM builds b \
              JOIN copr_dirs d ON d.id = b.copr_dir_id WHERE d.project_id = p.id) \
-             FROM projects p WHERE p.owner = $1 ORDER BY p.id DESC LIMIT $2 OFFSET $3"
+             FROM projects p WHERE p.owner = $1 AND p.deleted_on IS NULL \
+             ORDER BY p.id DESC LIMIT $2 OFFSET $3"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(owner)
@@ -125,7 +126,7 @@ impl Db {
     pub async fn owner_exists(&self, owner: &str) -> DbResult<bool> {
         let group = owner.strip_prefix('@').unwrap_or_default();
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM projects WHERE owner = $1) \
+            "SELECT (SELECT COUNT(*) FROM projects WHERE owner = $1 AND deleted_on IS NULL) \
              + (SELECT COUNT(*) FROM users WHERE name = $1) \
              + (SELECT COUNT(*) FROM group_members WHERE group_name = $2)",
         )

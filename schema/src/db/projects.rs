@@ -4,7 +4,7 @@
 //! A project always has its main CoprDir (named like the project), so `dnf copr enable` works
 //! before the first build.
 
-use super::{Db, DbResult, now};
+use super::{Db, DbResult, now, words};
 use crate::model::ProjectRef;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -24,6 +24,9 @@ pub struct ProjectSettings {
     pub unlisted_on_hp: bool,
     /// Seconds since the epoch after which the whole project goes.
     pub delete_after: Option<i64>,
+    /// Forge repositories (`github.com/alice/hello`) of other owners whose `.copr.yaml` may
+    /// build into the project (Copr's `packit_forge_projects_allowed`).
+    pub packit_forge_projects_allowed: Vec<String>,
 }
 
 /// A project with its settings and chroots.
@@ -36,14 +39,18 @@ pub struct Project {
     pub created_on: i64,
     /// Its superseded builds leave its repositories (Copr's `auto_prune`).
     pub auto_prune: bool,
+    /// Days a superseded build stays; `None`: the instance's default.
+    pub prune_days: Option<i64>,
 }
 
 pub(super) const PROJECT_COLUMNS: &str = "p.id, p.owner, p.name, p.description, p.instructions, p.homepage, \
      p.contact, p.additional_repos, p.enable_net, p.unlisted_on_hp, p.delete_after, p.created_on, \
-     p.auto_prune";
+     p.auto_prune, p.prune_days, p.packit_forge_projects_allowed";
+
+/// The condition that keeps a project whose deletion was asked for out of every read.
+const LIVE: &str = "p.deleted_on IS NULL";
 
 pub(super) fn project_from_row(row: &AnyRow) -> DbResult<Project> {
-    let repos: String = row.try_get(7)?;
     Ok(Project {
         id: row.try_get(0)?,
         project: ProjectRef {
@@ -55,14 +62,16 @@ pub(super) fn project_from_row(row: &AnyRow) -> DbResult<Project> {
             instructions: row.try_get(4)?,
             homepage: row.try_get(5)?,
             contact: row.try_get(6)?,
-            additional_repos: repos.split_whitespace().map(str::to_owned).collect(),
+            additional_repos: words(row.try_get(7)?),
             enable_net: row.try_get::<i64, _>(8)? != 0,
             unlisted_on_hp: row.try_get::<i64, _>(9)? != 0,
             delete_after: row.try_get(10)?,
+            packit_forge_projects_allowed: words(row.try_get(14)?),
         },
         chroots: Vec::new(),
         created_on: row.try_get(11)?,
         auto_prune: row.try_get::<i64, _>(12)? != 0,
+        prune_days: row.try_get(13)?,
     })
 }
 
@@ -84,8 +93,9 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let made = sqlx::query(
             "INSERT INTO projects (owner, name, created_on, description, instructions, homepage, \
-             contact, additional_repos, enable_net, unlisted_on_hp, delete_after) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             contact, additional_repos, enable_net, unlisted_on_hp, delete_after, \
+             packit_forge_projects_allowed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (owner, name) DO NOTHING",
         )
         .bind(&project.owner)
@@ -99,6 +109,7 @@ impl Db {
         .bind(i64::from(settings.enable_net))
         .bind(i64::from(settings.unlisted_on_hp))
         .bind(settings.delete_after)
+        .bind(settings.packit_forge_projects_allowed.join(" "))
         .execute(&mut *tx)
         .await?;
         if made.rows_affected() == 0 {
@@ -131,11 +142,13 @@ impl Db {
         chroots: Option<&[String]>,
     ) -> DbResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT id FROM projects WHERE owner = $1 AND name = $2")
-            .bind(&project.owner)
-            .bind(&project.project)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id FROM projects WHERE owner = $1 AND name = $2 AND deleted_on IS NULL",
+        )
+        .bind(&project.owner)
+        .bind(&project.project)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Ok(false);
         };
@@ -143,7 +156,7 @@ impl Db {
         sqlx::query(
             "UPDATE projects SET description = $1, instructions = $2, homepage = $3, \
              contact = $4, additional_repos = $5, enable_net = $6, unlisted_on_hp = $7, \
-             delete_after = $8 WHERE id = $9",
+             delete_after = $8, packit_forge_projects_allowed = $9 WHERE id = $10",
         )
         .bind(&settings.description)
         .bind(&settings.instructions)
@@ -153,6 +166,7 @@ impl Db {
         .bind(i64::from(settings.enable_net))
         .bind(i64::from(settings.unlisted_on_hp))
         .bind(settings.delete_after)
+        .bind(settings.packit_forge_projects_allowed.join(" "))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -169,8 +183,9 @@ impl Db {
 
     /// One project with its chroots.
     pub async fn project(&self, project: &ProjectRef) -> DbResult<Option<Project>> {
-        let sql =
-            format!("SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.owner = $1 AND p.name = $2");
+        let sql = format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.owner = $1 AND p.name = $2 AND {LIVE}"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&project.owner)
             .bind(&project.project)
@@ -188,7 +203,7 @@ impl Db {
     /// The projects of `owner` (a user or `@group`), by name.
     pub async fn projects_of(&self, owner: &str, page: Page) -> DbResult<Vec<Project>> {
         let sql = format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.owner = $1 \
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.owner = $1 AND {LIVE} \
              ORDER BY p.name LIMIT $2 OFFSET $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -203,7 +218,7 @@ impl Db {
     /// Every project, newest first (the home page), leaving out the unlisted ones.
     pub async fn listed_projects(&self, page: Page) -> DbResult<Vec<Project>> {
         let sql = format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.unlisted_on_hp = 0 \
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.unlisted_on_hp = 0 AND {LIVE} \
              ORDER BY p.id DESC LIMIT $1 OFFSET $2"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -225,9 +240,9 @@ impl Db {
                 .replace('_', "\\_")
         );
         let sql = format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE \
-             LOWER(p.owner) LIKE $1 ESCAPE '\\' OR LOWER(p.name) LIKE $1 ESCAPE '\\' \
-             OR LOWER(p.description) LIKE $1 ESCAPE '\\' \
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE {LIVE} AND \
+             (LOWER(p.owner) LIKE $1 ESCAPE '\\' OR LOWER(p.name) LIKE $1 ESCAPE '\\' \
+             OR LOWER(p.description) LIKE $1 ESCAPE '\\') \
              ORDER BY p.owner, p.name LIMIT $2 OFFSET $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -237,6 +252,35 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
         self.projects_from_rows(&rows).await
+    }
+
+    /// The projects that let the `.copr.yaml` of the forge repository `forge_project`
+    /// (`github.com/alice/hello`) build into them although they are another owner's: those
+    /// whose `packit_forge_projects_allowed` lists it, or a glob taking it
+    /// (`github.com/alice/*`). Compared ignoring case, as forges do. Few projects list any, so
+    /// the globs are matched here rather than in SQL.
+    pub async fn projects_allowing(&self, forge_project: &str) -> DbResult<Vec<ProjectRef>> {
+        let sql = format!(
+            "SELECT p.owner, p.name, p.packit_forge_projects_allowed FROM projects p \
+             WHERE p.packit_forge_projects_allowed <> '' AND {LIVE} ORDER BY p.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let wanted = forge_project.trim_end_matches('/').to_ascii_lowercase();
+        let mut allowing = Vec::new();
+        for row in rows {
+            let listed = words(row.try_get(2)?);
+            if listed.iter().any(|pattern| {
+                crate::copr_yaml::glob::matches(&pattern.to_ascii_lowercase(), &wanted)
+            }) {
+                allowing.push(ProjectRef {
+                    owner: row.try_get(0)?,
+                    project: row.try_get(1)?,
+                });
+            }
+        }
+        Ok(allowing)
     }
 
     pub(super) async fn projects_from_rows(&self, rows: &[AnyRow]) -> DbResult<Vec<Project>> {
