@@ -14,7 +14,7 @@
 
 mod chroots;
 mod error;
-mod glob;
+pub mod glob;
 #[cfg(test)]
 mod tests;
 

@@ -11,6 +11,7 @@ mod projects;
 mod prune;
 mod queue;
 mod users;
+pub use api::{BuildFilter, Direction};
 pub use pages::{BuildSummary, DirSummary, PackageSummary};
 pub use projects::{Page, Project, ProjectSettings};
 pub use prune::{PruneCandidate, Pruning};

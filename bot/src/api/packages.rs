@@ -63,6 +63,7 @@ async fn package_json(
         BuildSource::Url { .. } => "link",
         BuildSource::Upload { .. } => "upload",
         BuildSource::Distgit { .. } => "distgit",
+        BuildSource::Custom { .. } => "custom",
     });
     Ok(json!({
         "name": name,
