@@ -525,6 +525,28 @@ mod tests {
     }
 
     #[test]
+    fn one_spec_or_an_error_naming_them() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let none = only_spec_in(dir.path()).expect_err("no spec");
+        assert!(
+            none.to_string().starts_with("there is no .spec file in"),
+            "{none}"
+        );
+        std::fs::write(dir.path().join("b.spec"), "")?;
+        std::fs::write(dir.path().join(".hidden.spec"), "")?;
+        std::fs::create_dir(dir.path().join("dir.spec"))?;
+        assert_eq!(only_spec_in(dir.path())?, dir.path().join("b.spec"));
+        std::fs::write(dir.path().join("a.spec"), "")?;
+        let two = only_spec_in(dir.path()).expect_err("two specs");
+        assert!(
+            two.to_string()
+                .ends_with("(a.spec, b.spec); name the one to build"),
+            "{two}"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn archive_formats() -> anyhow::Result<()> {
         assert_eq!(archive_format("hello-1.0.tar.gz")?, ("tar.gz", "hello-1.0"));
         assert_eq!(archive_format("hello-1.0.tgz")?, ("tar.gz", "hello-1.0"));
