@@ -1,6 +1,7 @@
 //! Builds requested from outside a forge (seed step 1, "using web-UI or API"): from a URL, from
-//! an uploaded SRPM, from a package of a dist-git instance, and rebuilds of an existing build
-//! from our DistGit alone (neither the forge nor the original SRPM is needed again).
+//! an uploaded SRPM, from a git repository (Copr's SCM method), from a custom script, from a
+//! package of a dist-git instance, and rebuilds of an existing build from our DistGit alone
+//! (neither the forge nor the original SRPM is needed again).
 //!
 //! The API (issue 7) and the command line call these; webhooks go through [`crate::events`].
 //! Each function checks what the user gave, keeps whatever must outlive the request (an
@@ -8,6 +9,7 @@
 
 use crate::texts;
 use anyhow::Context as _;
+use ferrocopr_schema::copr_yaml::SrpmMethod;
 use ferrocopr_schema::db::BuildRequest;
 use ferrocopr_schema::model::{Bconds, DistgitInstance};
 use ferrocopr_schema::model::{
@@ -45,6 +47,56 @@ pub struct Submission {
     pub timeout: Option<u64>,
     /// `rpmbuild --with`/`--without` for the RPM builds.
     pub bconds: Bconds,
+    /// Queued after everyone's normal builds (Copr's `--background`, for mass rebuilds).
+    pub background: bool,
+}
+
+/// A git repository to build from, as the API's `create/scm` gives it.
+#[derive(Debug, Clone)]
+pub struct ScmSource<'a> {
+    pub clone_url: &'a str,
+    /// A branch, tag or commit; empty: the repository's default branch.
+    pub committish: &'a str,
+    /// Where in the repository the package lives; empty: the top.
+    pub subdirectory: &'a str,
+    /// The spec, relative to `subdirectory`; empty: the one `*.spec` there, found by the builder.
+    pub spec: &'a str,
+    pub srpm: SrpmMethod,
+}
+
+/// A script that makes the sources, as the API's `create/custom` gives it.
+#[derive(Debug, Clone)]
+pub struct CustomSource<'a> {
+    pub script: &'a str,
+    /// The chroot Copr would run the script in; recorded only (no mock chroots here).
+    pub chroot: Option<&'a str>,
+    /// Packages the script needs, separated by white space.
+    pub builddeps: &'a str,
+    /// Where the script leaves the spec and its sources; empty: its working directory.
+    pub resultdir: &'a str,
+}
+
+/// The URL schemes a builder clones from. `file://` reaches only what the builder host itself
+/// holds, which a custom script or a spec's `%prep` can read anyway; tests build from local
+/// repositories this way, as forges' webhooks give them.
+const CLONE_SCHEMES: [&str; 4] = ["https://", "http://", "git://", "file://"];
+
+/// What a checkout is built at when the request names no committish: the clone's default branch.
+const DEFAULT_COMMITTISH: &str = "HEAD";
+
+/// A path inside a checkout or a work directory as the user wrote it: relative, without `..`,
+/// without NUL. Empty is allowed (the directory itself); the builder checks again.
+fn is_inner_path(path: &str) -> bool {
+    !path.starts_with('/') && !path.contains('\0') && path.split('/').all(|part| part != "..")
+}
+
+/// `subdirectory/spec`, either part possibly empty.
+fn spec_path(subdirectory: &str, spec: &str) -> String {
+    match (subdirectory.trim_end_matches('/'), spec) {
+        ("", spec) => spec.to_owned(),
+        (dir, "") => format!("{dir}/"),
+        (dir, spec) => format!("{dir}/{spec}"),
+    }
 }
 
 /// Why a submission was not taken.
@@ -125,6 +177,66 @@ impl Submissions {
         self.request(submission, source).await
     }
 
+    /// A build of a git repository at a committish (Copr's SCM method, `copr-cli buildscm`).
+    pub async fn from_scm(&self, submission: Submission, scm: ScmSource<'_>) -> Submitted {
+        let url = scm.clone_url.trim();
+        let schemed = CLONE_SCHEMES
+            .iter()
+            .find_map(|scheme| url.strip_prefix(scheme))
+            .is_some_and(|rest| !rest.is_empty());
+        if !schemed || url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(texts::bad_clone_url(url)));
+        }
+        let committish = match scm.committish.trim() {
+            "" => DEFAULT_COMMITTISH,
+            c if c.starts_with('-') || c.contains(|c: char| c.is_whitespace() || c == '\0') => {
+                return Err(invalid(texts::bad_committish(c)));
+            }
+            c => c,
+        };
+        for (field, path) in [("subdirectory", scm.subdirectory), ("spec", scm.spec)] {
+            if !is_inner_path(path) {
+                return Err(invalid(texts::bad_inner_path(field, path)));
+            }
+        }
+        let source = BuildSource::Scm {
+            clone_url: url.to_owned(),
+            committish: committish.to_owned(),
+            spec: spec_path(scm.subdirectory, scm.spec),
+            srpm: scm.srpm,
+        };
+        self.request(submission, source).await
+    }
+
+    /// A build of what a script makes from nothing (Copr's custom method,
+    /// `copr-cli buildcustom`).
+    pub async fn from_custom(&self, submission: Submission, custom: CustomSource<'_>) -> Submitted {
+        if custom.script.trim().is_empty() {
+            return Err(invalid(texts::EMPTY_SCRIPT.to_owned()));
+        }
+        if !is_inner_path(custom.resultdir) {
+            return Err(invalid(texts::bad_inner_path(
+                "resultdir",
+                custom.resultdir,
+            )));
+        }
+        let source = BuildSource::Custom {
+            script: custom.script.to_owned(),
+            chroot: custom
+                .chroot
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+            builddeps: custom
+                .builddeps
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            resultdir: custom.resultdir.trim_end_matches('/').to_owned(),
+        };
+        self.request(submission, source).await
+    }
+
     /// A build of `package` from the dist-git instance `instance` at `committish` (the instance's
     /// default branch when `None`), like `copr-cli build-distgit`.
     pub async fn from_distgit(
@@ -173,6 +285,7 @@ impl Submissions {
             enable_net: old.enable_net,
             timeout: old.timeout,
             bconds: old.bconds.clone(),
+            background: old.background,
             project: old.project.clone(),
         };
         let source = BuildSource::Distgit {
@@ -199,6 +312,7 @@ impl Submissions {
             enable_net,
             timeout,
             bconds,
+            background,
         } = submission;
         if !is_valid_owner(&project.owner) || !is_valid_name(&project.project) {
             return Err(invalid(texts::bad_project_name(&project.to_string())));
@@ -227,7 +341,7 @@ impl Submissions {
             origin: None,
             cancel_superseded: false,
             success_comment: false,
-            background: false,
+            background,
             enable_net,
             timeout,
             bconds,
@@ -239,5 +353,20 @@ impl Submissions {
             .context("a request without a trigger key always makes a build")?;
         self.scheduler_wake.notify_one();
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_paths_join_the_subdirectory() {
+        assert_eq!(spec_path("", "hello.spec"), "hello.spec");
+        assert_eq!(spec_path("pkg/", "hello.spec"), "pkg/hello.spec");
+        assert_eq!(spec_path("pkg", ""), "pkg/");
+        assert_eq!(spec_path("", ""), "");
+        assert!(is_inner_path("a/b.spec") && is_inner_path(""));
+        assert!(!is_inner_path("/etc/x.spec") && !is_inner_path("a/../../b"));
     }
 }

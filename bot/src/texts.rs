@@ -194,6 +194,19 @@ pub fn bad_committish(committish: &str) -> String {
     format!("{committish:?} is not a branch, tag or commit.")
 }
 
+pub fn bad_clone_url(url: &str) -> String {
+    format!(
+        "{url:?} is not a git URL this instance clones: use https://, http://, git:// or file://."
+    )
+}
+
+pub fn bad_inner_path(field: &str, path: &str) -> String {
+    format!("{field} {path:?} must be a relative path inside the directory, without \"..\".")
+}
+
+pub const EMPTY_SCRIPT: &str =
+    "The custom script is empty: give the script that makes the spec and its sources.";
+
 pub fn not_imported(build: i64) -> String {
     format!("Build {build} has nothing in DistGit to rebuild from: its SRPM was never imported.")
 }
@@ -325,6 +338,39 @@ pub fn api_bad_forge_project(entry: &str) -> String {
 pub const API_BAD_PAGE: &str = "limit must be 1 to 1000 and offset not negative.";
 pub const API_NO_UPLOAD: &str =
     "The upload lacks its SRPM: send a multipart/form-data body with a \"pkgs\" file part.";
+
+pub fn api_unsupported_scm_type(scm_type: &str) -> String {
+    format!("scm_type {scm_type:?} is not supported: this instance builds from git only (\"git\").")
+}
+
+pub fn api_unsupported_srpm_method(method: &str) -> String {
+    format!(
+        "source_build_method {method:?} is not supported: use \"rpkg\" (the spec, with a tarball of \
+         the tree as Source0 when it is not committed) or \"make_srpm\" (.copr/Makefile)."
+    )
+}
+
+pub fn api_no_chroot_matches(pattern: &str, project: &ProjectRef) -> String {
+    format!("No chroot of project {project} matches {pattern:?}.")
+}
+
+pub fn api_unknown_state(name: &str) -> String {
+    let names: Vec<&str> = ferrocopr_schema::state::ALL_STATES
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    format!(
+        "{name:?} is not a build state; use one of {}.",
+        names.join(", ")
+    )
+}
+
+pub fn api_bad_order(field: &str, value: &str, allowed: &[&str]) -> String {
+    format!(
+        "{field} {value:?} is not taken here; use {}.",
+        allowed.join(" or ")
+    )
+}
 
 pub fn api_can_build(user: &str, project: &ProjectRef) -> String {
     format!("{user} may build in {project}.")
@@ -516,6 +562,14 @@ mod tests {
         );
         assert_eq!(NO_CHROOTS, "Name at least one chroot.");
         assert_eq!(
+            bad_clone_url("ssh://x"),
+            "\"ssh://x\" is not a git URL this instance clones: use https://, http://, git:// or file://."
+        );
+        assert_eq!(
+            bad_inner_path("spec", "../x.spec"),
+            "spec \"../x.spec\" must be a relative path inside the directory, without \"..\"."
+        );
+        assert_eq!(
             unknown_chroot("fedora-9-x86_64"),
             "fedora-9-x86_64 is not a chroot of this instance."
         );
@@ -561,6 +615,35 @@ mod tests {
             api_bad_forge_project("alice/hello"),
             "\"alice/hello\" is not a forge repository: write it as host/owner/name, like \
              github.com/alice/hello."
+        );
+    }
+
+    #[test]
+    fn api_build_texts() {
+        assert_eq!(
+            api_unsupported_scm_type("svn"),
+            "scm_type \"svn\" is not supported: this instance builds from git only (\"git\")."
+        );
+        assert!(
+            api_unsupported_srpm_method("tito")
+                .starts_with("source_build_method \"tito\" is not supported: use \"rpkg\"")
+        );
+        let project = ProjectRef {
+            owner: "alice".into(),
+            project: "hello".into(),
+        };
+        assert_eq!(
+            api_no_chroot_matches("epel-*", &project),
+            "No chroot of project alice/hello matches \"epel-*\"."
+        );
+        assert_eq!(
+            api_unknown_state("done"),
+            "\"done\" is not a build state; use one of failed, succeeded, canceled, running, \
+             pending, skipped, starting, importing, forked, waiting, unknown."
+        );
+        assert_eq!(
+            api_bad_order("order_type", "up", &["ASC", "DESC"]),
+            "order_type \"up\" is not taken here; use ASC or DESC."
         );
     }
 

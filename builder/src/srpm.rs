@@ -7,7 +7,9 @@
 //! `spec` (the `rpkg` way: the spec lives in the repository and, when its `Source0` tarball is
 //! not committed next to it, the tarball is made from the checked-out commit with `git
 //! archive`), `make_srpm` (`make -f .copr/Makefile srpm outdir=… spec=…`) and `custom` (a
-//! script leaves a spec and its sources in `$COPR_RESULTDIR`). The SRPM then goes to DistGit
+//! script leaves a spec and its sources in `$COPR_RESULTDIR`). Besides these, Copr's own custom
+//! method (the API's `create/custom`): a script run in an empty directory, with no checkout,
+//! that leaves one spec and its sources in its result directory. The SRPM then goes to DistGit
 //! (step 7).
 
 use anyhow::{Context as _, anyhow, bail};
@@ -48,6 +50,19 @@ pub(crate) fn build(
         BuildSource::Upload { .. } => {
             bail!("an uploaded SRPM must reach the builder as a URL")
         }
+        BuildSource::Custom {
+            script,
+            chroot,
+            builddeps,
+            resultdir,
+        } => from_custom(
+            script,
+            chroot.as_deref(),
+            builddeps,
+            resultdir,
+            work,
+            result_dir,
+        )?,
     }
     let srpm = only_srpm_in(result_dir)?;
     let info = rpm::query(&srpm)?;
@@ -68,11 +83,29 @@ fn from_scm(
     work: &Path,
     result_dir: &Path,
 ) -> anyhow::Result<()> {
-    let spec_rel = safe_relative_path(spec).map_err(|e| anyhow!("invalid spec path: {e}"))?;
+    // An empty spec, or one naming a directory (`pkg/`), means the one spec found there.
+    let spec_rel = match spec {
+        "" => None,
+        spec => Some(safe_relative_path(spec).map_err(|e| anyhow!("invalid spec path: {e}"))?),
+    };
     let checkout = work.join("checkout");
     let commit = git::clone_at(clone_url, committish, &checkout)?;
-    let spec_path =
-        resolve_inside(&checkout, &spec_rel).map_err(|e| anyhow!("cannot use the spec: {e}"))?;
+    let spec_path = match &spec_rel {
+        None => checkout.clone(),
+        Some(rel) => {
+            resolve_inside(&checkout, rel).map_err(|e| anyhow!("cannot use the spec: {e}"))?
+        }
+    };
+    let spec_path = if spec_path.is_dir() {
+        let found = only_spec_in(&spec_path)?;
+        println!(
+            "==> using the spec {}",
+            found.strip_prefix(&checkout).unwrap_or(&found).display()
+        );
+        found
+    } else {
+        spec_path
+    };
     match srpm {
         SrpmMethod::Spec => {
             if !spec_path.is_file() {
@@ -128,6 +161,86 @@ fn from_scm(
         }
     }
     Ok(())
+}
+
+/// Copr's custom method: `script` runs with `/bin/sh -e` in an empty directory (network as the
+/// builder has it), then the one `*.spec` in `resultdir` with the sources beside it becomes the
+/// SRPM.
+fn from_custom(
+    script: &str,
+    chroot: Option<&str>,
+    builddeps: &[String],
+    resultdir: &str,
+    work: &Path,
+    result_dir: &Path,
+) -> anyhow::Result<()> {
+    let dir = work.join("custom");
+    std::fs::create_dir_all(&dir).context("cannot create the custom script's directory")?;
+    // SRPM tasks run on the builder host itself, never in mock (the RPM tasks may).
+    if let Some(chroot) = chroot {
+        println!(
+            "==> the script was meant for the chroot {chroot}; SRPM tasks here run on the \
+             builder host, not in a mock chroot"
+        );
+    }
+    if !builddeps.is_empty() {
+        println!(
+            "==> build dependencies asked for: {}; NOT installed (no mock chroot for SRPM \
+             tasks): the script has only what the builder host has",
+            builddeps.join(" ")
+        );
+    }
+    println!("==> running the custom script");
+    run_logged(
+        Command::new("/bin/sh")
+            .arg("-e")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&dir),
+    )
+    .context("the custom script failed: the SRPM was not made")?;
+    let sources = if resultdir.is_empty() {
+        dir.clone()
+    } else {
+        let rel =
+            safe_relative_path(resultdir).map_err(|e| anyhow!("invalid result directory: {e}"))?;
+        resolve_inside(&dir, &rel).map_err(|e| anyhow!("cannot use the result directory: {e}"))?
+    };
+    if !sources.is_dir() {
+        bail!("the custom script left no result directory {resultdir:?}");
+    }
+    let spec = only_spec_in(&sources)?;
+    build_srpm(&spec, &sources, work, result_dir)
+}
+
+/// The one `*.spec` file directly in `dir`; an error saying how many there were otherwise.
+fn only_spec_in(dir: &Path) -> anyhow::Result<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        let is_spec = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".spec") && !n.starts_with('.'));
+        if is_spec && path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    match <[PathBuf; 1]>::try_from(found) {
+        Ok([one]) => Ok(one),
+        Err(found) if found.is_empty() => bail!("there is no .spec file in {}", dir.display()),
+        Err(found) => bail!(
+            "there are {} .spec files in {} ({}); name the one to build",
+            found.len(),
+            dir.display(),
+            found
+                .iter()
+                .filter_map(|p| p.file_name().and_then(|n| n.to_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// The URL method: a `.src.rpm` is taken as it is; a `.spec` is built into an SRPM with the
@@ -409,6 +522,28 @@ mod tests {
             "r-1.0.tar.gz"
         );
         assert_eq!(source_basename("https://example.com/"), "");
+    }
+
+    #[test]
+    fn one_spec_or_an_error_naming_them() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let none = only_spec_in(dir.path()).expect_err("no spec");
+        assert!(
+            none.to_string().starts_with("there is no .spec file in"),
+            "{none}"
+        );
+        std::fs::write(dir.path().join("b.spec"), "")?;
+        std::fs::write(dir.path().join(".hidden.spec"), "")?;
+        std::fs::create_dir(dir.path().join("dir.spec"))?;
+        assert_eq!(only_spec_in(dir.path())?, dir.path().join("b.spec"));
+        std::fs::write(dir.path().join("a.spec"), "")?;
+        let two = only_spec_in(dir.path()).expect_err("two specs");
+        assert!(
+            two.to_string()
+                .ends_with("(a.spec, b.spec); name the one to build"),
+            "{two}"
+        );
+        Ok(())
     }
 
     #[test]

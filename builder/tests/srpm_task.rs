@@ -134,6 +134,83 @@ fn failures_exit_1_without_success() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn a_spec_naming_a_directory_means_the_one_spec_there() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo)?;
+    make_repo(&repo)?;
+    let url = format!("file://{}", repo.display());
+    let with_spec = |spec: &str| {
+        let mut t = task(url.clone(), "HEAD".into());
+        if let TaskKind::Srpm {
+            source: BuildSource::Scm { spec: s, .. },
+            ..
+        } = &mut t.kind
+        {
+            *s = spec.into();
+        }
+        t
+    };
+    let out = tempfile::tempdir()?;
+    assert_eq!(run(&with_spec("rpm/"), out.path())?, ExitCode::SUCCESS);
+    assert!(out.path().join("results/hello-1.0-1.src.rpm").is_file());
+    // The top of the repository holds no spec.
+    let out = tempfile::tempdir()?;
+    assert_eq!(run(&with_spec(""), out.path())?, ExitCode::FAILURE);
+    Ok(())
+}
+
+fn custom_task(script: &str, resultdir: &str) -> BuilderTask {
+    let mut t = task(String::new(), String::new());
+    t.kind = TaskKind::Srpm {
+        source: BuildSource::Custom {
+            script: script.into(),
+            chroot: Some("fedora-latest-x86_64".into()),
+            builddeps: vec!["tar".into()],
+            resultdir: resultdir.into(),
+        },
+        distgit: None,
+    };
+    t
+}
+
+#[test]
+fn a_custom_script_makes_the_srpm_from_nothing() -> TestResult {
+    let spec = SPEC.replace(
+        "Source0: https://example.com/%{name}-%{version}.tar.gz",
+        "Source0: hello-1.0.tar.gz",
+    );
+    let script = format!(
+        "test -z \"$(ls -A)\"\nmkdir -p out/hello-1.0\necho hello > out/hello-1.0/hello.txt\n\
+         tar -C out -czf out/hello-1.0.tar.gz hello-1.0\nrm -r out/hello-1.0\n\
+         cat > out/hello.spec <<'EOF'\n{spec}EOF\n"
+    );
+    let out = tempfile::tempdir()?;
+    assert_eq!(
+        run(&custom_task(&script, "out"), out.path())?,
+        ExitCode::SUCCESS
+    );
+    assert!(out.path().join("results/hello-1.0-1.src.rpm").is_file());
+
+    // No spec, two specs, a failing script, a result directory outside: no SRPM.
+    for (script, resultdir) in [
+        ("mkdir out", "out"),
+        ("touch a.spec b.spec", ""),
+        ("touch a.spec; exit 3", ""),
+        ("touch a.spec", "../.."),
+    ] {
+        let out = tempfile::tempdir()?;
+        assert_eq!(
+            run(&custom_task(script, resultdir), out.path())?,
+            ExitCode::FAILURE,
+            "{script}"
+        );
+        assert!(!out.path().join("results").join(SUCCESS_FILE).exists());
+    }
+    Ok(())
+}
+
 /// One build per host: while another build holds the host's lock, the builder waits, and it
 /// runs as soon as the lock is free.
 #[test]

@@ -515,6 +515,7 @@ impl Scheduler {
                 };
                 (build.source.clone(), Some(location))
             }
+            // SCM, URL and custom-script sources need nothing but themselves.
             source => (source.clone(), None),
         };
         Ok(TaskKind::Srpm { source, distgit })

@@ -14,7 +14,7 @@
 
 mod chroots;
 mod error;
-pub(crate) mod glob;
+pub mod glob;
 #[cfg(test)]
 mod tests;
 

@@ -13,6 +13,7 @@ mod projects;
 mod prune;
 mod queue;
 mod users;
+pub use api::{BuildFilter, Direction};
 pub use deletion::DeletedProject;
 pub use packages::{Package, ProjectPackage};
 pub use pages::{BuildSummary, DirSummary, PackageSummary, ProjectSummary};

@@ -174,6 +174,24 @@ pub enum BuildSource {
         /// A branch, tag or commit of the package's repository.
         committish: String,
     },
+    /// A script that makes the sources from nothing (Copr's `custom` method, API
+    /// `create/custom`): it runs with `/bin/sh -e` in an empty directory on the builder and
+    /// leaves one `.spec` and its sources in `resultdir`, from which the SRPM is built.
+    Custom {
+        script: String,
+        /// The chroot Copr would run the script in. Builders here have no mock chroot for it,
+        /// so it is only recorded and shown in the log.
+        #[serde(default)]
+        chroot: Option<String>,
+        /// Packages the script needs. Without mock nothing installs them: the log names them
+        /// and says so.
+        #[serde(default)]
+        builddeps: Vec<String>,
+        /// Where the script leaves the spec and sources, relative to its working directory;
+        /// empty: the working directory itself.
+        #[serde(default)]
+        resultdir: String,
+    },
 }
 
 /// A dist-git instance of the outside world that builds may take packages from, as the

@@ -6,7 +6,8 @@
 
 use ferrocopr_schema::copr_yaml::SrpmMethod;
 use ferrocopr_schema::db::{
-    BuildRequest, BuildSummary, ImportedChroot, PackageSummary, Page, ProjectSettings, Pruning,
+    BuildFilter, BuildRequest, BuildSummary, Direction, ImportedChroot, PackageSummary, Page,
+    ProjectSettings, Pruning,
 };
 use ferrocopr_schema::permissions::Role;
 use ferrocopr_schema::{BuildId, BuildSource, Db, Event, Part, ProjectRef, State};
@@ -573,6 +574,72 @@ async fn pages_script(db: &Db) {
     }
 }
 
+/// The API's build lists: by id either way, and filtered by overall state before the page is
+/// cut; a custom-script source comes back as it was stored.
+async fn api_builds_script(db: &Db) {
+    let first = succeeded_build(db, "listed", "l1").await;
+    let second = succeeded_build(db, "listed", "l2").await;
+    let mut req = request("l3");
+    req.project.project = "listed".into();
+    req.dirname = "listed".into();
+    req.cancel_superseded = false;
+    let custom = BuildSource::Custom {
+        script: "echo hi".into(),
+        chroot: Some("fedora-latest-x86_64".into()),
+        builddeps: vec!["tar".into()],
+        resultdir: "out".into(),
+    };
+    req.source = custom.clone();
+    let pending = db
+        .request_build(&req)
+        .await
+        .expect("request")
+        .expect("new build");
+    let project = ProjectRef {
+        owner: "alice".into(),
+        project: "listed".into(),
+    };
+    let list = |state: Option<State>, direction: Direction, limit: i64, offset: i64| {
+        let (db, project) = (db.clone(), project.clone());
+        async move {
+            let filter = BuildFilter {
+                package: None,
+                state,
+                direction,
+            };
+            db.api_builds(&project, filter, Page { limit, offset })
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|b| b.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(None, Direction::Desc, 10, 0).await,
+        [pending, second, first]
+    );
+    assert_eq!(list(None, Direction::Asc, 2, 1).await, [second, pending]);
+    let succeeded = Some(State::Succeeded);
+    assert_eq!(list(succeeded, Direction::Desc, 1, 0).await, [second]);
+    assert_eq!(list(succeeded, Direction::Desc, 1, 1).await, [first]);
+    assert_eq!(
+        list(succeeded, Direction::Desc, 1, 2).await,
+        Vec::<BuildId>::new()
+    );
+    assert_eq!(list(succeeded, Direction::Asc, 5, 0).await, [first, second]);
+    assert_eq!(
+        list(Some(State::Pending), Direction::Desc, 5, 0).await,
+        [pending]
+    );
+    assert_eq!(
+        list(Some(State::Failed), Direction::Desc, 5, 0).await,
+        Vec::<BuildId>::new()
+    );
+    let stored = db.build(pending).await.expect("read").expect("the build");
+    assert_eq!(stored.source, custom);
+}
+
 /// Pruning: a build-chroot is due once a later successful build of its package has been done
 /// for the project's period; never with auto_prune off; once marked, never again.
 async fn pruning_script(db: &Db) {
@@ -993,6 +1060,7 @@ async fn facade_on_sqlite() {
     );
     facade_script(Db::connect(&url).await.expect("connect")).await;
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
+    api_builds_script(&Db::connect(&url).await.expect("connect")).await;
     users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
     pages_script(&Db::connect(&url).await.expect("connect")).await;
     packages_and_deletion_script(&Db::connect(&url).await.expect("connect")).await;
@@ -1005,6 +1073,7 @@ async fn facade_on_postgres() {
     let (url, name) = fresh_postgres().await;
     facade_script(Db::connect(&url).await.expect("connect")).await;
     pruning_script(&Db::connect(&url).await.expect("connect")).await;
+    api_builds_script(&Db::connect(&url).await.expect("connect")).await;
     users_and_projects_script(&Db::connect(&url).await.expect("connect")).await;
     pages_script(&Db::connect(&url).await.expect("connect")).await;
     packages_and_deletion_script(&Db::connect(&url).await.expect("connect")).await;

@@ -76,5 +76,6 @@ pub fn submission(project: &str, chroot: &str) -> Submission {
         enable_net: false,
         timeout: None,
         bconds: Default::default(),
+        background: false,
     }
 }

@@ -1,8 +1,9 @@
 //! The API v3 (`/api_3/`, issue 7) over HTTP: every endpoint's errors are JSON `{"error": …}`
 //! with the status copr-cli branches on (a table: malformed bodies, missing, malformed, wrong
-//! and expired credentials, forbidden owners, unknown projects and builds, and what granted
-//! roles and group membership allow; packages added, edited, built and deleted, projects
-//! deleted), and a build
+//! and expired credentials, forbidden owners, unknown projects and builds, unsupported SCM types
+//! and SRPM methods, chroot patterns that pick nothing, unknown states and orders, and what
+//! granted roles and group membership allow; packages added, edited, built and deleted,
+//! projects deleted), and a build
 //! uploaded through the API is built, listed page by page, shown per chroot and in dnf5's
 //! `rpmrepo`, while a second one is canceled.
 
@@ -150,9 +151,25 @@ async fn every_error_is_json_with_its_status() {
                "pkgs": ["https://example.org/hello-1.0-1.src.rpm"]})
         .to_string()
     };
-    let scm = r#"{"package_name": "hello", "clone_url": "https://example.org/hello.git", "spec": "hello.spec", "scm_type": "git", "source_build_method": "rpkg"}"#.to_owned();
+    let package_scm = r#"{"package_name": "hello", "clone_url": "https://example.org/hello.git", "spec": "hello.spec", "scm_type": "git", "source_build_method": "rpkg"}"#.to_owned();
     let package_build = |owner: &str, project: &str, package: &str| {
         json!({"ownername": owner, "projectname": project, "package_name": package}).to_string()
+    };
+    // create/scm and create/custom, with one field changed from a request that would be taken.
+    let scm = |owner: &str, project: &str, change: Value| {
+        let mut body = json!({"ownername": owner, "projectname": project,
+                              "clone_url": "https://example.org/hello.git", "committish": "",
+                              "subdirectory": "", "spec": "hello.spec", "scm_type": "git",
+                              "source_build_method": "rpkg"});
+        merge(&mut body, change);
+        body.to_string()
+    };
+    let custom = |owner: &str, project: &str, change: Value| {
+        let mut body = json!({"ownername": owner, "projectname": project,
+                              "script": "echo hi", "chroot": "fedora-latest-x86_64",
+                              "builddeps": "", "resultdir": ""});
+        merge(&mut body, change);
+        body.to_string()
     };
     let big = format!(
         "{{\"pkgs\": \"{}\"}}",
@@ -209,6 +226,44 @@ async fn every_error_is_json_with_its_status() {
         ("POST", "/api_3/build/create/upload", Nobody, "multipart/form-data; boundary=x", "--x--".into(), 401),
         ("POST", "/api_3/build/check-before-build", Mallory, json, url_build("alice", "hello"), 403),
         ("POST", "/api_3/build/check-before-build", Alice, json, url_build("nobody", "hello"), 404),
+        // create/scm
+        ("POST", "/api_3/build/create/scm", Nobody, json, scm("alice", "hello", json!({})), 401),
+        ("POST", "/api_3/build/create/scm", WrongToken, json, scm("alice", "hello", json!({})), 401),
+        ("POST", "/api_3/build/create/scm", Alice, json, "{\"clone_url\": ".into(), 400),
+        ("POST", "/api_3/build/create/scm", Mallory, json, scm("alice", "hello", json!({})), 403),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "nope", json!({})), 404),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"scm_type": "svn"})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"source_build_method": "tito"})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"source_build_method": "tito_test"})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"clone_url": ""})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"clone_url": "ssh://x/y.git"})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"committish": "--upload-pack=x"})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"spec": "../../etc/x.spec"})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"subdirectory": "/etc"})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"chroots": ["epel-*"]})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"chroots": ["fedora-4[1-"]})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"exclude_chroots": ["*-aarch64"]})), 400),
+        ("POST", "/api_3/build/create/scm", Alice, json, scm("alice", "hello", json!({"exclude_chroots": ["fedora-*"]})), 400),
+        ("POST", "/api_3/build/create/scm", Dave, json, scm("alice", "hello", json!({})), 403),
+        // create/custom
+        ("POST", "/api_3/build/create/custom", Nobody, json, custom("alice", "hello", json!({})), 401),
+        ("POST", "/api_3/build/create/custom", WrongToken, json, custom("alice", "hello", json!({})), 401),
+        ("POST", "/api_3/build/create/custom", Expired, json, custom("alice", "hello", json!({})), 401),
+        ("POST", "/api_3/build/create/custom", Alice, json, "[1]".into(), 400),
+        ("POST", "/api_3/build/create/custom", Alice, json, custom("alice", "hello", json!({"script": 5})), 400),
+        ("POST", "/api_3/build/create/custom", Mallory, json, custom("alice", "hello", json!({})), 403),
+        ("POST", "/api_3/build/create/custom", Alice, json, custom("bob", "hello", json!({})), 404),
+        ("POST", "/api_3/build/create/custom", Alice, json, custom("alice", "hello", json!({"script": " "})), 400),
+        ("POST", "/api_3/build/create/custom", Alice, json, custom("alice", "hello", json!({"resultdir": "../out"})), 400),
+        ("POST", "/api_3/build/create/custom", Alice, json, custom("alice", "hello", json!({"chroots": ["fedora-4?-aarch64"]})), 400),
+        ("POST", "/api_3/build/create/custom", Alice, json, custom("alice", "hello", json!({"background": "yes"})), 400),
+        // build/list: states and orders
+        ("GET", "/api_3/build/list?ownername=alice&projectname=hello&status=done", Nobody, json, String::new(), 400),
+        ("GET", "/api_3/build/list?ownername=alice&projectname=hello&status=succeeded", Nobody, json, String::new(), 200),
+        ("GET", "/api_3/build/list?ownername=alice&projectname=hello&order_type=up", Nobody, json, String::new(), 400),
+        ("GET", "/api_3/build/list?ownername=alice&projectname=hello&order=name", Nobody, json, String::new(), 400),
+        ("GET", "/api_3/build/list?ownername=alice&projectname=hello&order=id&order_type=asc", Nobody, json, String::new(), 200),
+        ("GET", "/api_3/build/list?ownername=alice&projectname=nope&status=failed", Nobody, json, String::new(), 404),
         ("PUT", "/api_3/build/cancel/999", Nobody, json, String::new(), 401),
         ("PUT", "/api_3/build/cancel/999", Alice, json, String::new(), 404),
         // Roles and groups: what a builder, a project admin and a group member may do.
@@ -232,11 +287,11 @@ async fn every_error_is_json_with_its_status() {
         ("PUT", "/api_3/project/edit/alice/hello", Alice, json,
             r#"{"auto_prune": false, "packit_forge_projects_allowed": ["github.com/bob/hello"]}"#.into(), 200),
         // package/add: project admins add packages; builders do not.
-        ("POST", "/api_3/package/add/alice/hello/hello/scm", Nobody, json, scm.clone(), 401),
-        ("POST", "/api_3/package/add/alice/hello/hello/scm", WrongToken, json, scm.clone(), 401),
-        ("POST", "/api_3/package/add/alice/hello/hello/scm", Mallory, json, scm.clone(), 403),
-        ("POST", "/api_3/package/add/alice/hello/hello/scm", Bob, json, scm.clone(), 403),
-        ("POST", "/api_3/package/add/alice/nope/hello/scm", Alice, json, scm.clone(), 404),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Nobody, json, package_scm.clone(), 401),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", WrongToken, json, package_scm.clone(), 401),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Mallory, json, package_scm.clone(), 403),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Bob, json, package_scm.clone(), 403),
+        ("POST", "/api_3/package/add/alice/nope/hello/scm", Alice, json, package_scm.clone(), 404),
         ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, "{".into(), 400),
         ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, r#"{"spec": "hello.spec"}"#.into(), 400),
         ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json,
@@ -246,8 +301,8 @@ async fn every_error_is_json_with_its_status() {
         ("POST", "/api_3/package/add/alice/hello/hello/pypi", Alice, json, r#"{"pypi_package_name": "hello"}"#.into(), 400),
         ("POST", "/api_3/package/add/alice/hello/hello/custom", Alice, json, r#"{"script": "true"}"#.into(), 400),
         ("POST", "/api_3/package/add/alice/hello/hello/distgit", Alice, json, r#"{"distgit": "nowhere"}"#.into(), 400),
-        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, scm.clone(), 200),
-        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, scm.clone(), 409),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, package_scm.clone(), 200),
+        ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, package_scm.clone(), 409),
         ("POST", "/api_3/package/add/alice/hello/other/distgit", Carol, json, r#"{"distgit": "fedora"}"#.into(), 200),
         // package/edit
         ("POST", "/api_3/package/edit/alice/hello/hello/scm", Nobody, json, "{}".into(), 401),
@@ -351,6 +406,13 @@ async fn every_error_is_json_with_its_status() {
     .await;
     assert_eq!(json_of(&check, "auth-check")["name"], "alice");
     env.stop().await;
+}
+
+/// `base` with the fields of `change` set (a JSON object over a JSON object).
+fn merge(base: &mut Value, change: Value) {
+    if let (Some(base), Value::Object(change)) = (base.as_object_mut(), change) {
+        base.extend(change);
+    }
 }
 
 fn upload_body(boundary: &str, filename: &str, srpm: &[u8], fields: &Value) -> Vec<u8> {

@@ -21,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use error::{ApiError, ApiResult};
-use ferrocopr_schema::db::Page;
+use ferrocopr_schema::db::{Direction, Page};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,12 +35,22 @@ pub const UPLOAD_LIMIT: usize = 256 * 1024 * 1024;
 /// Pages longer than this are refused: one request should not walk a whole table.
 const MAX_LIMIT: i64 = 1000;
 
-/// A list's page as the query gives it (`limit`, `offset`; `order` and `order_type` are taken
-/// and ignored: lists are by name, builds newest first). Text, since query values are text.
+/// A list's page as the query gives it (`limit`, `offset`, `order`, `order_type`). Text, since
+/// query values are text. Lists that read [`PageQuery::order`] honour the order; the others
+/// take it and keep their own (by name).
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
     limit: Option<String>,
     offset: Option<String>,
+    order: Option<String>,
+    order_type: Option<String>,
+}
+
+/// The order a list was asked for and is answered in: a field the list offers, and a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    pub field: &'static str,
+    pub direction: Direction,
 }
 
 impl PageQuery {
@@ -58,6 +68,34 @@ impl PageQuery {
         }
         Ok(Page { limit, offset })
     }
+
+    /// The order asked for, among the `fields` this list offers (the first is the default);
+    /// `order_type` is `ASC` or `DESC` in any case, newest (largest) first by default.
+    pub fn order(&self, fields: &[&'static str]) -> ApiResult<Order> {
+        let field = match self.order.as_deref() {
+            None | Some("") => fields[0],
+            Some(asked) => fields
+                .iter()
+                .copied()
+                .find(|f| *f == asked)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(texts::api_bad_order("order", asked, fields))
+                })?,
+        };
+        let direction = match self.order_type.as_deref() {
+            None | Some("") => Direction::Desc,
+            Some(t) if t.eq_ignore_ascii_case("asc") => Direction::Asc,
+            Some(t) if t.eq_ignore_ascii_case("desc") => Direction::Desc,
+            Some(t) => {
+                return Err(ApiError::BadRequest(texts::api_bad_order(
+                    "order_type",
+                    t,
+                    &["ASC", "DESC"],
+                )));
+            }
+        };
+        Ok(Order { field, direction })
+    }
 }
 
 /// A list answer: python-copr's `next_page` asks again at `offset + limit` from `meta`.
@@ -65,6 +103,19 @@ pub fn list(items: Vec<Value>, page: Page) -> Value {
     json!({
         "items": items,
         "meta": { "limit": page.limit, "offset": page.offset, "order": "id", "order_type": "DESC" },
+    })
+}
+
+/// [`list`] for a list that honours its order: `meta` says which it was.
+pub fn list_ordered(items: Vec<Value>, page: Page, order: Order) -> Value {
+    let order_type = match order.direction {
+        Direction::Asc => "ASC",
+        Direction::Desc => "DESC",
+    };
+    json!({
+        "items": items,
+        "meta": { "limit": page.limit, "offset": page.offset, "order": order.field,
+                  "order_type": order_type },
     })
 }
 
@@ -121,6 +172,8 @@ pub fn routes() -> Router<BotState> {
             post(builds::check_before_build),
         )
         .route("/build/create/url", post(builds::create_from_url))
+        .route("/build/create/scm", post(builds::create_from_scm))
+        .route("/build/create/custom", post(builds::create_from_custom))
         .route(
             "/build/create/upload",
             post(builds::create_from_upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),

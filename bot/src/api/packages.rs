@@ -286,6 +286,7 @@ async fn package_json(
                 BuildSource::Url { .. } => "link",
                 BuildSource::Upload { .. } => "upload",
                 BuildSource::Distgit { .. } => "distgit",
+                BuildSource::Custom { .. } => "custom",
             };
             (Some(kind.to_owned()), json!({}))
         }

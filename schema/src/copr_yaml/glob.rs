@@ -6,6 +6,8 @@
 //! `*` is any run of characters (`/` included, so `feature/*` takes `feature/a/b`), `?` one
 //! character, `[abc]`, `[a-z]` one of a set and `[!a-z]` or `[^a-z]` one outside it. Git
 //! forbids `*`, `?`, `[` and `\` in branch and tag names, so no escape is needed.
+//!
+//! The API v3's chroot patterns (`chroots: ["fedora-*-x86_64"]`) match with the same rules.
 
 /// One element of a compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +56,7 @@ pub(super) fn check(pattern: &str) -> Result<(), String> {
 }
 
 /// Whether `name` as a whole matches `pattern`. A pattern that [`check`] refuses matches nothing.
-pub(crate) fn matches(pattern: &str, name: &str) -> bool {
+pub fn matches(pattern: &str, name: &str) -> bool {
     let Ok(tokens) = compile(pattern) else {
         return false;
     };
