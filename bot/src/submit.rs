@@ -86,7 +86,7 @@ const DEFAULT_COMMITTISH: &str = "HEAD";
 
 /// A path inside a checkout or a work directory as the user wrote it: relative, without `..`,
 /// without NUL. Empty is allowed (the directory itself); the builder checks again.
-fn is_inner_path(path: &str) -> bool {
+pub fn is_inner_path(path: &str) -> bool {
     !path.starts_with('/') && !path.contains('\0') && path.split('/').all(|part| part != "..")
 }
 
@@ -294,12 +294,6 @@ impl Submissions {
             package,
             committish: commit,
         };
-        self.request(submission, source).await
-    }
-
-    /// A build of a source the caller made and checked itself (the API's added packages,
-    /// [`crate::api::packages`]): the submission is checked here as for every other build.
-    pub async fn from_source(&self, submission: Submission, source: BuildSource) -> Submitted {
         self.request(submission, source).await
     }
 

@@ -302,21 +302,6 @@ pub fn api_package_exists(package: &str, project: &ProjectRef) -> String {
     format!("Project {project} already has a package {package}; edit it instead.")
 }
 
-pub fn api_scm_type_unsupported(scm_type: &str) -> String {
-    format!("SCM type {scm_type:?} is not supported; use \"git\".")
-}
-
-pub fn api_srpm_method_unsupported(method: &str) -> String {
-    format!(
-        "Source build method {method:?} is not supported; use \"rpkg\" (the spec in the \
-         repository) or \"make_srpm\" (.copr/Makefile)."
-    )
-}
-
-pub fn api_bad_repo_path(field: &str, path: &str) -> String {
-    format!("{field} {path:?} is not a relative path inside the repository.")
-}
-
 pub fn api_distgit_namespace_unsupported(namespace: &str) -> String {
     format!("Dist-git namespaces are not supported (got {namespace:?}); leave it empty.")
 }
@@ -582,25 +567,12 @@ mod tests {
             project: "hello".into(),
         };
         assert_eq!(
-            api_source_type_unsupported("pypi", &["scm", "distgit"]),
-            "Source type \"pypi\" is not supported here; use one of: scm, distgit."
+            api_source_type_unsupported("pypi", &["scm", "distgit", "custom"]),
+            "Source type \"pypi\" is not supported here; use one of: scm, distgit, custom."
         );
         assert_eq!(
             api_package_exists("hello", &project),
             "Project alice/hello already has a package hello; edit it instead."
-        );
-        assert_eq!(
-            api_scm_type_unsupported("svn"),
-            "SCM type \"svn\" is not supported; use \"git\"."
-        );
-        assert_eq!(
-            api_srpm_method_unsupported("tito"),
-            "Source build method \"tito\" is not supported; use \"rpkg\" (the spec in the \
-             repository) or \"make_srpm\" (.copr/Makefile)."
-        );
-        assert_eq!(
-            api_bad_repo_path("spec", "../x.spec"),
-            "spec \"../x.spec\" is not a relative path inside the repository."
         );
         assert_eq!(
             api_distgit_namespace_unsupported("forks/bob"),

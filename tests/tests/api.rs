@@ -299,7 +299,9 @@ async fn every_error_is_json_with_its_status() {
         ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json,
             r#"{"clone_url": "https://example.org/hello.git", "spec": "../../etc/x.spec"}"#.into(), 400),
         ("POST", "/api_3/package/add/alice/hello/hello/pypi", Alice, json, r#"{"pypi_package_name": "hello"}"#.into(), 400),
-        ("POST", "/api_3/package/add/alice/hello/hello/custom", Alice, json, r#"{"script": "true"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/custom", Alice, json, r#"{"builddeps": "make"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/hello/custom", Alice, json, r#"{"script": "true", "resultdir": "../out"}"#.into(), 400),
+        ("POST", "/api_3/package/add/alice/hello/scripted/custom", Alice, json, r#"{"script": "true", "resultdir": "out"}"#.into(), 200),
         ("POST", "/api_3/package/add/alice/hello/hello/distgit", Alice, json, r#"{"distgit": "nowhere"}"#.into(), 400),
         ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, package_scm.clone(), 200),
         ("POST", "/api_3/package/add/alice/hello/hello/scm", Alice, json, package_scm.clone(), 409),
@@ -393,7 +395,10 @@ async fn every_error_is_json_with_its_status() {
     );
     assert_eq!(packages["items"][0]["name"], "hello");
     assert_eq!(packages["items"][0]["source_dict"]["committish"], "v1");
-    assert_eq!(packages["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(packages["items"][1]["name"], "scripted");
+    assert_eq!(packages["items"][1]["source_type"], "custom");
+    assert_eq!(packages["items"][1]["source_dict"]["resultdir"], "out");
+    assert_eq!(packages["items"].as_array().map(Vec::len), Some(2));
     let check = call(
         &env,
         &callers,

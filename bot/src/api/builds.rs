@@ -204,12 +204,12 @@ pub struct BuildFields {
 
 /// `create/scm`'s `scm_type` and `source_build_method` as the builder's SRPM method; Copr's
 /// `tito` and `svn` have no builder here.
-fn scm_method(fields: &BuildFields) -> ApiResult<SrpmMethod> {
-    match fields.scm_type.as_deref().unwrap_or("") {
+pub(super) fn scm_method(scm_type: Option<&str>, method: Option<&str>) -> ApiResult<SrpmMethod> {
+    match scm_type.unwrap_or("") {
         "" | "git" => {}
         other => return Err(ApiError::BadRequest(texts::api_unsupported_scm_type(other))),
     }
-    match fields.source_build_method.as_deref().unwrap_or("") {
+    match method.unwrap_or("") {
         "" | "rpkg" => Ok(SrpmMethod::Spec),
         "make_srpm" => Ok(SrpmMethod::MakeSrpm),
         other => Err(ApiError::BadRequest(texts::api_unsupported_srpm_method(
@@ -346,7 +346,10 @@ pub async fn create_from_scm(
 ) -> ApiResult<Json<Value>> {
     let user = extract::user(&state, &headers).await?;
     let fields: BuildFields = body.json()?;
-    let srpm = scm_method(&fields)?;
+    let srpm = scm_method(
+        fields.scm_type.as_deref(),
+        fields.source_build_method.as_deref(),
+    )?;
     let clone_url = required(&fields.clone_url, "clone_url")?;
     let (_, submission) = submission(&state, &user, &fields).await?;
     let scm = ScmSource {

@@ -13,13 +13,14 @@
 //! `admin`); building an added package needs [`Action::Build`] (also a granted `builder`).
 //!
 //! The source types are mapped in one place, [`PackageSource`]: another type is one more variant
-//! with its parsing and its build.
+//! with its parsing and its build. Each is checked when it is added and built through the same
+//! [`crate::submit::Submissions`] method as the matching `build/create/...` endpoint.
 
-use super::builds::{BuildFields, build_json, shown, submission};
+use super::builds::{BuildFields, build_json, scm_method, shown, submission};
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, ApiPath, ApiQuery, Body};
 use super::{PageQuery, list};
-use crate::submit::Submission;
+use crate::submit::{CustomSource, ScmSource as ScmBuild, Submission, is_inner_path};
 use crate::{BotState, texts};
 use axum::Json;
 use axum::extract::State;
@@ -32,9 +33,9 @@ use ferrocopr_schema::{BuildId, BuildSource, ProjectRef};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// The source types `package/add` takes. Copr has more (`pypi`, `rubygems`, `custom`, `upload`,
-/// `url`): those are refused with this list.
-const SUPPORTED_SOURCE_TYPES: &[&str] = &["scm", "distgit"];
+/// The source types `package/add` takes. Copr has more (`pypi`, `rubygems`, `upload`, `url`):
+/// those are refused with this list.
+const SUPPORTED_SOURCE_TYPES: &[&str] = &["scm", "distgit", "custom"];
 
 /// The dist-git instance a `distgit` package uses when it names none (Copr's default).
 const DEFAULT_DISTGIT: &str = "fedora";
@@ -44,6 +45,7 @@ const DEFAULT_DISTGIT: &str = "fedora";
 enum PackageSource {
     Scm(ScmSource),
     Distgit(DistgitSource),
+    Custom(CustomScript),
 }
 
 /// Copr's `scm` source (`copr-cli add-package-scm`); every field is optional in the request.
@@ -59,6 +61,19 @@ struct ScmSource {
     scm_type: Option<String>,
     /// `rpkg` (the spec in the repository) or `make_srpm` (`.copr/Makefile`).
     source_build_method: Option<String>,
+}
+
+/// Copr's `custom` source (`copr-cli add-package-custom`): a script that makes the spec and its
+/// sources in an empty directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct CustomScript {
+    script: Option<String>,
+    /// The chroot Copr would run the script in; recorded.
+    chroot: Option<String>,
+    /// Space-separated packages the script needs; logged.
+    builddeps: Option<String>,
+    /// Where the script leaves the spec and sources, relative to where it runs.
+    resultdir: Option<String>,
 }
 
 /// Copr's `distgit` source (`copr-cli add-package-distgit`).
@@ -79,14 +94,14 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
 }
 
-/// A path inside the repository: relative, no `..`.
-fn repo_path(field: &str, path: &str) -> ApiResult<()> {
-    let bad =
-        path.starts_with('/') || path.contains('\0') || path.split('/').any(|part| part == "..");
-    if bad {
-        return Err(ApiError::BadRequest(texts::api_bad_repo_path(field, path)));
+/// A path inside the repository or the script's directory: relative, no `..`.
+fn inner_path(field: &str, path: Option<&str>) -> ApiResult<()> {
+    match path {
+        Some(path) if !is_inner_path(path) => {
+            Err(ApiError::BadRequest(texts::bad_inner_path(field, path)))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 impl PackageSource {
@@ -116,16 +131,9 @@ impl PackageSource {
                 if given(&scm.clone_url).is_none() {
                     return Err(ApiError::BadRequest(texts::api_missing_field("clone_url")));
                 }
-                if let Some(kind) = given(&scm.scm_type).filter(|k| *k != "git") {
-                    return Err(ApiError::BadRequest(texts::api_scm_type_unsupported(kind)));
-                }
                 scm.method()?;
-                if let Some(sub) = given(&scm.subdirectory) {
-                    repo_path("subdirectory", sub)?;
-                }
-                if let Some(spec) = given(&scm.spec) {
-                    repo_path("spec", spec)?;
-                }
+                inner_path("subdirectory", given(&scm.subdirectory))?;
+                inner_path("spec", given(&scm.spec))?;
                 Ok(PackageSource::Scm(scm))
             }
             "distgit" => {
@@ -149,6 +157,14 @@ impl PackageSource {
                 }
                 Ok(PackageSource::Distgit(distgit))
             }
+            "custom" => {
+                let custom: CustomScript = serde_json::from_value(fields).map_err(bad_json)?;
+                if given(&custom.script).is_none() {
+                    return Err(ApiError::BadRequest(texts::api_missing_field("script")));
+                }
+                inner_path("resultdir", given(&custom.resultdir))?;
+                Ok(PackageSource::Custom(custom))
+            }
             other => Err(ApiError::BadRequest(texts::api_source_type_unsupported(
                 other,
                 SUPPORTED_SOURCE_TYPES,
@@ -160,6 +176,7 @@ impl PackageSource {
         match self {
             PackageSource::Scm(_) => "scm",
             PackageSource::Distgit(_) => "distgit",
+            PackageSource::Custom(_) => "custom",
         }
     }
 
@@ -168,6 +185,7 @@ impl PackageSource {
         let dict = match self {
             PackageSource::Scm(scm) => serde_json::to_value(scm),
             PackageSource::Distgit(distgit) => serde_json::to_value(distgit),
+            PackageSource::Custom(custom) => serde_json::to_value(custom),
         };
         dict.unwrap_or_default()
     }
@@ -182,8 +200,24 @@ impl PackageSource {
         let submissions = &state.submissions;
         let id = match self {
             PackageSource::Scm(scm) => {
-                let source = scm.build_source(name)?;
-                submissions.from_source(submission, source).await?
+                let spec = given(&scm.spec).map_or_else(|| format!("{name}.spec"), str::to_owned);
+                let build = ScmBuild {
+                    clone_url: given(&scm.clone_url).unwrap_or_default(),
+                    committish: given(&scm.committish).unwrap_or_default(),
+                    subdirectory: given(&scm.subdirectory).unwrap_or_default(),
+                    spec: &spec,
+                    srpm: scm.method()?,
+                };
+                submissions.from_scm(submission, build).await?
+            }
+            PackageSource::Custom(custom) => {
+                let build = CustomSource {
+                    script: given(&custom.script).unwrap_or_default(),
+                    chroot: given(&custom.chroot),
+                    builddeps: given(&custom.builddeps).unwrap_or_default(),
+                    resultdir: given(&custom.resultdir).unwrap_or_default(),
+                };
+                submissions.from_custom(submission, build).await?
             }
             PackageSource::Distgit(distgit) => {
                 let committish = given(&distgit.committish);
@@ -197,30 +231,9 @@ impl PackageSource {
 }
 
 impl ScmSource {
+    /// How the SRPM is made; also refuses SCM types other than git, as `build/create/scm` does.
     fn method(&self) -> ApiResult<SrpmMethod> {
-        match given(&self.source_build_method).unwrap_or("rpkg") {
-            "rpkg" => Ok(SrpmMethod::Spec),
-            "make_srpm" => Ok(SrpmMethod::MakeSrpm),
-            other => Err(ApiError::BadRequest(texts::api_srpm_method_unsupported(
-                other,
-            ))),
-        }
-    }
-
-    /// The build source of package `name`: the spec is `<subdirectory>/<spec>`, `<name>.spec`
-    /// when the package names none (rpkg would look for the one spec there).
-    fn build_source(&self, name: &str) -> ApiResult<BuildSource> {
-        let spec = given(&self.spec).map_or_else(|| format!("{name}.spec"), str::to_owned);
-        let spec = match given(&self.subdirectory).map(|s| s.trim_end_matches('/')) {
-            Some(sub) if !sub.is_empty() => format!("{sub}/{spec}"),
-            _ => spec,
-        };
-        Ok(BuildSource::Scm {
-            clone_url: given(&self.clone_url).unwrap_or_default().to_owned(),
-            committish: given(&self.committish).unwrap_or("HEAD").to_owned(),
-            spec,
-            srpm: self.method()?,
-        })
+        scm_method(given(&self.scm_type), given(&self.source_build_method))
     }
 }
 
@@ -481,29 +494,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scm_sources_become_builds() {
+    fn scm_sources_check_their_method_and_type() {
         let scm = ScmSource {
             clone_url: Some("https://example.org/hello.git".into()),
-            subdirectory: Some("pkg/".into()),
             source_build_method: Some("make_srpm".into()),
             ..Default::default()
         };
-        assert_eq!(
-            scm.build_source("hello").expect("a source"),
-            BuildSource::Scm {
-                clone_url: "https://example.org/hello.git".into(),
-                committish: "HEAD".into(),
-                spec: "pkg/hello.spec".into(),
-                srpm: SrpmMethod::MakeSrpm,
-            }
-        );
+        assert_eq!(scm.method().expect("a method"), SrpmMethod::MakeSrpm);
         let tito = ScmSource {
             source_build_method: Some("tito".into()),
+            ..scm.clone()
+        };
+        assert!(tito.method().is_err());
+        let svn = ScmSource {
+            scm_type: Some("svn".into()),
             ..scm
         };
-        assert!(tito.build_source("hello").is_err());
-        assert!(repo_path("spec", "../etc/passwd").is_err());
-        assert!(repo_path("spec", "/etc/passwd").is_err());
-        assert!(repo_path("spec", "a/b.spec").is_ok());
+        assert!(svn.method().is_err());
+        assert!(inner_path("spec", Some("../etc/passwd")).is_err());
+        assert!(inner_path("spec", Some("/etc/passwd")).is_err());
+        assert!(inner_path("spec", Some("a/b.spec")).is_ok());
+        assert!(inner_path("spec", None).is_ok());
     }
 }
