@@ -274,26 +274,23 @@ async fn jobs_of(
         name: &event.name,
         default_branch: &event.default_branch,
     };
+    // Projects of other owners that let this repository build in them, for a file that names
+    // one (`owner:`); the file is checked against them as against everything else.
+    let forge_project = forge::forge_project(event.forge, &event.base);
+    let allowed = state.db.projects_allowing(&forge_project).await?;
+    let repository = copr_yaml::Repository {
+        owner: &event.repo_owner,
+        name: &event.repo_name,
+        forge_project: &forge_project,
+        allowed: &allowed,
+    };
     let jobs = copr_yaml::parse(&text).and_then(|config| {
         if event.pull_request.is_some() {
             // A pull request that changes the file answers for all of it, not only for its
             // own job: a broken tag job shows before anyone pushes a tag.
-            copr_yaml::resolve_all(
-                &config,
-                &text,
-                &event.repo_owner,
-                &event.repo_name,
-                &state.chroots,
-            )?;
+            copr_yaml::resolve_all(&config, &text, &repository, &state.chroots)?;
         }
-        copr_yaml::jobs_for(
-            &config,
-            &text,
-            &forge_event,
-            &event.repo_owner,
-            &event.repo_name,
-            &state.chroots,
-        )
+        copr_yaml::jobs_for(&config, &text, &forge_event, &repository, &state.chroots)
     });
     match jobs {
         Ok(jobs) if jobs.is_empty() => Ok(Err(Outcome::Ignored(format!(

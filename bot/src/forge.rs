@@ -61,6 +61,31 @@ pub struct RepoRef {
     pub clone_url: String,
 }
 
+/// How a project names a repository it lets build in it (Copr's `packit_forge_projects_allowed`):
+/// `<host>/<full name>`, the host taken from the clone URL (`github.com/alice/hello`), or the
+/// forge's public host when the URL has none (a local path).
+pub fn forge_project(forge: &str, repo: &RepoRef) -> String {
+    let url = repo.clone_url.as_str();
+    let after_scheme = ["https://", "http://", "ssh://", "git://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme));
+    let host = match after_scheme {
+        Some(rest) => rest.split('/').next(),
+        // scp-like `git@host:owner/name.git`
+        None if url.contains(':') && !url.contains("://") => url.split(':').next(),
+        None => None,
+    }
+    .map(|authority| authority.rsplit('@').next().unwrap_or(authority))
+    .map(|host_port| host_port.split(':').next().unwrap_or(host_port))
+    .filter(|host| !host.is_empty());
+    let host = host.unwrap_or(if forge == GITLAB {
+        "gitlab.com"
+    } else {
+        "github.com"
+    });
+    format!("{}/{}", host.to_ascii_lowercase(), repo.full_name)
+}
+
 /// A user as a forge event names them: GitLab's API wants the numeric id, GitHub's the login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForgeUser {
@@ -239,5 +264,39 @@ impl Forge for LocalGit {
 
     async fn acknowledge(&self, _repo: &str, _number: u64, _comment_id: u64) -> anyhow::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod forge_project_tests {
+    use super::*;
+
+    fn of(forge: &str, clone_url: &str) -> String {
+        let repo = RepoRef {
+            full_name: "alice/hello".into(),
+            clone_url: clone_url.into(),
+        };
+        forge_project(forge, &repo)
+    }
+
+    #[test]
+    fn the_host_comes_from_the_clone_url() {
+        assert_eq!(
+            of(GITHUB, "https://github.com/alice/hello.git"),
+            "github.com/alice/hello"
+        );
+        assert_eq!(
+            of(GITLAB, "https://user@GitLab.example:8443/alice/hello.git"),
+            "gitlab.example/alice/hello"
+        );
+        assert_eq!(
+            of(GITHUB, "git@github.com:alice/hello.git"),
+            "github.com/alice/hello"
+        );
+        assert_eq!(
+            of(GITLAB, "file:///srv/git/hello"),
+            "gitlab.com/alice/hello"
+        );
+        assert_eq!(of(GITHUB, "/srv/git/hello"), "github.com/alice/hello");
     }
 }

@@ -10,7 +10,7 @@
 //! refused, and every error names `.copr.yaml:LINE:COLUMN` of the entry to fix, so the packager
 //! sees where to look in the failed commit status. [`parse`] checks everything that depends on
 //! the file alone; [`jobs_for`] checks the rest, which depends on the instance (its chroots) and
-//! the repository (its owner).
+//! the repository (its owner, and which other owners' projects allow it).
 
 mod chroots;
 mod error;
@@ -60,8 +60,8 @@ pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoprYaml {
-    /// The Copr owner the builds go to; defaults to the repository's owner, and may only be
-    /// that owner.
+    /// The Copr owner the builds go to; defaults to the repository's owner. Another owner (a
+    /// user or an `@group`) only when its project allows this repository.
     pub owner: Option<Spanned<String>>,
     /// The Copr project the builds go to; defaults to the repository's name. Pull requests
     /// build into its CoprDir `<project>:pr:<N>`.
@@ -453,15 +453,25 @@ fn check_settings(s: Settings, text: &str) -> Result<(), CoprYamlError> {
     let at = |value: &Spanned<String>, key: &str, message: String| {
         CoprYamlError::at(value.referenced, text, key, message)
     };
-    for (key, value) in [("owner", s.owner), ("project", s.project)] {
+    let rules: [(&str, Option<&Spanned<String>>, fn(&str) -> bool, &str); 2] = [
+        (
+            "owner",
+            s.owner,
+            crate::model::is_valid_owner,
+            "(a group: `@` first), ",
+        ),
+        ("project", s.project, crate::model::is_valid_name, ""),
+    ];
+    for (key, value, valid, group) in rules {
         if let Some(value) = value
-            && !crate::model::is_valid_name(&value.value)
+            && !valid(&value.value)
         {
             return Err(at(
                 value,
                 key,
                 format!(
-                    "`{}` may hold only letters, digits, `-`, `_` and `.`, and not start with `.`",
+                    "`{}` may hold only letters, digits, `-`, `_` and `.` {group}and not start \
+                     with `.`",
                     value.value
                 ),
             ));
@@ -701,15 +711,14 @@ pub fn jobs_for(
     config: &CoprYaml,
     text: &str,
     event: &Event,
-    repo_owner: &str,
-    repo_name: &str,
+    repo: &Repository<'_>,
     available_chroots: &[String],
 ) -> Result<Vec<ResolvedJob>, CoprYamlError> {
     config
         .jobs_in_effect()
         .iter()
         .filter(|job| job.takes(event))
-        .map(|job| job.resolve(text, repo_owner, repo_name, available_chroots))
+        .map(|job| job.resolve(text, repo, available_chroots))
         .collect()
 }
 
@@ -719,14 +728,13 @@ pub fn jobs_for(
 pub fn resolve_all(
     config: &CoprYaml,
     text: &str,
-    repo_owner: &str,
-    repo_name: &str,
+    repo: &Repository<'_>,
     available_chroots: &[String],
 ) -> Result<Vec<ResolvedJob>, CoprYamlError> {
     config
         .jobs_in_effect()
         .iter()
-        .map(|job| job.resolve(text, repo_owner, repo_name, available_chroots))
+        .map(|job| job.resolve(text, repo, available_chroots))
         .collect()
 }
 
@@ -744,8 +752,7 @@ impl JobView<'_> {
     fn resolve(
         &self,
         text: &str,
-        repo_owner: &str,
-        repo_name: &str,
+        repo: &Repository<'_>,
         available_chroots: &[String],
     ) -> Result<ResolvedJob, CoprYamlError> {
         let s = &self.settings;
@@ -758,7 +765,7 @@ impl JobView<'_> {
         };
         Ok(ResolvedJob {
             trigger: self.trigger,
-            project: bind_project(s.owner, s.project, text, repo_owner, repo_name)?,
+            project: bind_project(s.owner, s.project, text, repo)?,
             chroots: chroots::resolve(chroot_entries, text, available_chroots)?,
             spec: spec.value.clone(),
             srpm: s.srpm.map_or(DEFAULT_SRPM, |srpm| match srpm.method.value {
@@ -786,45 +793,48 @@ impl JobView<'_> {
     }
 }
 
+/// The repository a `.copr.yaml` belongs to, as far as choosing its projects goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Repository<'a> {
+    /// The repository's owner on the forge: the Copr owner of its projects unless the file names
+    /// another.
+    pub owner: &'a str,
+    /// The repository's name: the project unless the file names one.
+    pub name: &'a str,
+    /// `<forge host>/<full name>` (`github.com/alice/hello`): how a project names the
+    /// repositories it lets build in it (Copr's `packit_forge_projects_allowed`).
+    pub forge_project: &'a str,
+    /// The projects of other owners that allow this repository to build in them.
+    pub allowed: &'a [ProjectRef],
+}
+
 /// The project a repository's builds go to by the top-level `owner:` and `project:`, else the
-/// repository's own owner and name. A repository may build only into its own owner's projects,
-/// so nobody can publish into someone else's repository by naming it in their file.
+/// repository's own owner and name. A file may name another owner's project only when that
+/// project allows the repository ([`Repository::allowed`]), so nobody can publish into someone
+/// else's repository by naming it in their file.
 pub fn project_for_repo(
     config: &CoprYaml,
     text: &str,
-    repo_owner: &str,
-    repo_name: &str,
+    repo: &Repository<'_>,
 ) -> Result<ProjectRef, CoprYamlError> {
-    bind_project(
-        config.owner.as_ref(),
-        config.project.as_ref(),
-        text,
-        repo_owner,
-        repo_name,
-    )
+    bind_project(config.owner.as_ref(), config.project.as_ref(), text, repo)
 }
 
 fn bind_project(
     owner: Option<&Spanned<String>>,
     project: Option<&Spanned<String>>,
     text: &str,
-    repo_owner: &str,
-    repo_name: &str,
+    repo: &Repository<'_>,
 ) -> Result<ProjectRef, CoprYamlError> {
     let owner_at = owner.map_or(Location::UNKNOWN, |o| o.referenced);
-    let owner = owner.map_or(repo_owner, |o| o.value.as_str());
-    if !owner.eq_ignore_ascii_case(repo_owner) {
-        return Err(CoprYamlError::at(
-            owner_at,
-            text,
-            "owner",
-            format!(
-                "owner `{owner}` is not this repository's owner; builds of it may go only to \
-                 `{repo_owner}`"
-            ),
-        ));
-    }
-    if !crate::model::is_valid_name(owner) {
+    let owner = owner.map_or(repo.owner, |o| o.value.as_str());
+    let own = owner.eq_ignore_ascii_case(repo.owner);
+    let valid_owner = if own {
+        crate::model::is_valid_name(owner)
+    } else {
+        crate::model::is_valid_owner(owner)
+    };
+    if !valid_owner {
         return Err(CoprYamlError::at(
             owner_at,
             text,
@@ -833,7 +843,7 @@ fn bind_project(
         ));
     }
     let project_at = project.map_or(Location::UNKNOWN, |p| p.referenced);
-    let project = project.map_or(repo_name, |p| p.value.as_str());
+    let project = project.map_or(repo.name, |p| p.value.as_str());
     if !crate::model::is_valid_name(project) {
         return Err(CoprYamlError::at(
             project_at,
@@ -842,10 +852,31 @@ fn bind_project(
             format!("`{project}` cannot be a project name: set `project:` to one"),
         ));
     }
-    Ok(ProjectRef {
-        // The forge's spelling: `owner: Alice` in alice's repository is the same owner, and
-        // must not become a second project, results tree and key.
-        owner: repo_owner.to_owned(),
+    if own {
+        return Ok(ProjectRef {
+            // The forge's spelling: `owner: Alice` in alice's repository is the same owner,
+            // and must not become a second project, results tree and key.
+            owner: repo.owner.to_owned(),
+            project: project.to_owned(),
+        });
+    }
+    let wanted = ProjectRef {
+        owner: owner.to_owned(),
         project: project.to_owned(),
-    })
+    };
+    if repo.allowed.contains(&wanted) {
+        return Ok(wanted);
+    }
+    Err(CoprYamlError::at(
+        owner_at,
+        text,
+        "owner",
+        format!(
+            "the project `{wanted}` does not allow builds from `{forge}`, so builds of this \
+             repository may go only to `{own}`; an admin of `{wanted}` allows them with \
+             `copr-cli modify {wanted} --packit-forge-project-allowed {forge}`",
+            forge = repo.forge_project,
+            own = repo.owner,
+        ),
+    ))
 }

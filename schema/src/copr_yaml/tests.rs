@@ -33,10 +33,20 @@ fn jobs(text: &str, trigger: Trigger, name: &str) -> Result<Vec<ResolvedJob>, Co
         &config,
         text,
         &event(trigger, name),
-        "alice",
-        "hello",
+        &repository("alice", "hello", &[]),
         &instance(),
     )
+}
+
+/// The repository `owner/name` on github.com, which the projects `allowed` let build in them.
+fn repository<'a>(owner: &'a str, name: &'a str, allowed: &'a [ProjectRef]) -> Repository<'a> {
+    let forge_project = Box::leak(format!("github.com/{owner}/{name}").into_boxed_str());
+    Repository {
+        owner,
+        name,
+        forge_project,
+        allowed,
+    }
 }
 
 fn one_job(text: &str, trigger: Trigger, name: &str) -> ResolvedJob {
@@ -528,7 +538,13 @@ fn chroots_of_jobs_that_do_not_run_are_checked_by_resolve_all() {
         format!("{MINIMAL}jobs:\n  - trigger: push\n  - trigger: tag\n    chroots: [mageia-all]\n");
     let config = parse(&text).expect("valid");
     assert_eq!(jobs(&text, Trigger::Push, "main").expect("valid").len(), 1);
-    let e = resolve_all(&config, &text, "alice", "hello", &instance()).expect_err("refused");
+    let e = resolve_all(
+        &config,
+        &text,
+        &repository("alice", "hello", &[]),
+        &instance(),
+    )
+    .expect_err("refused");
     assert_eq!(position(&e), (6, 15), "{e}");
 }
 
@@ -663,18 +679,51 @@ fn cancel_superseded_is_on_by_default() {
 fn project_is_bound_to_the_repository_owner() {
     let text = "chroots: [fedora-41-x86_64]\nspec: a.spec\nowner: bob\n";
     let config = parse(text).expect("valid");
-    let e = project_for_repo(&config, text, "mallory", "x").expect_err("must be refused");
+    let e = project_for_repo(&config, text, &repository("mallory", "x", &[]))
+        .expect_err("must be refused");
     assert_eq!(position(&e), (3, 8), "{e}");
     assert!(e.message.contains("may go only to `mallory`"), "{e}");
-    let own = project_for_repo(&config, text, "Bob", "tool").expect("own owner");
+    assert!(
+        e.message
+            .contains("copr-cli modify bob/x --packit-forge-project-allowed github.com/mallory/x"),
+        "the fix is named: {e}"
+    );
+    let own = project_for_repo(&config, text, &repository("Bob", "tool", &[])).expect("own owner");
     assert_eq!(
         (own.owner.as_str(), own.project.as_str()),
         ("Bob", "tool"),
         "the forge's spelling"
     );
     let config = parse(MINIMAL).expect("valid");
-    let e = project_for_repo(&config, MINIMAL, "alice", "..").expect_err("must be refused");
+    let e = project_for_repo(&config, MINIMAL, &repository("alice", "..", &[]))
+        .expect_err("must be refused");
     assert!(e.message.contains("set `project:`"), "{e}");
+}
+
+#[test]
+fn another_owner_takes_builds_when_its_project_allows_the_repository() {
+    let text = "chroots: [fedora-41-x86_64]\nspec: a.spec\nowner: \"@devs\"\nproject: tools\n";
+    let config = parse(text).expect("valid");
+    let tools = ProjectRef {
+        owner: "@devs".into(),
+        project: "tools".into(),
+    };
+    let other = ProjectRef {
+        owner: "@devs".into(),
+        project: "other".into(),
+    };
+    let allowed = [other.clone(), tools.clone()];
+    let chosen =
+        project_for_repo(&config, text, &repository("alice", "hello", &allowed)).expect("allowed");
+    assert_eq!(chosen, tools);
+    let e = project_for_repo(&config, text, &repository("alice", "hello", &[other]))
+        .expect_err("another project of the owner does not allow it");
+    assert_eq!(position(&e), (3, 8), "{e}");
+    assert!(
+        e.message
+            .contains("`@devs/tools` does not allow builds from `github.com/alice/hello`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -142,21 +142,13 @@ impl Db {
         chroots: Option<&[String]>,
     ) -> DbResult<bool> {
         let mut tx = self.pool.begin().await?;
+        // The write comes first: a SQLite transaction that read before writing fails at once
+        // (SQLITE_BUSY) when another process wrote in between, where a first write waits.
         let row = sqlx::query(
-            "SELECT id FROM projects WHERE owner = $1 AND name = $2 AND deleted_on IS NULL",
-        )
-        .bind(&project.owner)
-        .bind(&project.project)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let id: i64 = row.try_get(0)?;
-        sqlx::query(
             "UPDATE projects SET description = $1, instructions = $2, homepage = $3, \
              contact = $4, additional_repos = $5, enable_net = $6, unlisted_on_hp = $7, \
-             delete_after = $8, packit_forge_projects_allowed = $9 WHERE id = $10",
+             delete_after = $8, packit_forge_projects_allowed = $9 \
+             WHERE owner = $10 AND name = $11 AND deleted_on IS NULL RETURNING id",
         )
         .bind(&settings.description)
         .bind(&settings.instructions)
@@ -167,9 +159,14 @@ impl Db {
         .bind(i64::from(settings.unlisted_on_hp))
         .bind(settings.delete_after)
         .bind(settings.packit_forge_projects_allowed.join(" "))
-        .bind(id)
-        .execute(&mut *tx)
+        .bind(&project.owner)
+        .bind(&project.project)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id: i64 = row.try_get(0)?;
         if let Some(chroots) = chroots {
             sqlx::query("DELETE FROM project_chroots WHERE project_id = $1")
                 .bind(id)
