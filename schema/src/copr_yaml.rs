@@ -453,7 +453,14 @@ fn check_settings(s: Settings, text: &str) -> Result<(), CoprYamlError> {
     let at = |value: &Spanned<String>, key: &str, message: String| {
         CoprYamlError::at(value.referenced, text, key, message)
     };
-    let rules: [(&str, Option<&Spanned<String>>, fn(&str) -> bool, &str); 2] = [
+    /// A key, its value, the rule it follows, and what the rule allows besides a plain name.
+    type NameKey<'a> = (
+        &'a str,
+        Option<&'a Spanned<String>>,
+        fn(&str) -> bool,
+        &'a str,
+    );
+    let rules: [NameKey<'_>; 2] = [
         (
             "owner",
             s.owner,

@@ -142,6 +142,31 @@ pub async fn request(
     .expect("the HTTP request task panicked")
 }
 
+/// The `Authorization` value copr-cli sends for an API token: HTTP Basic `login:token`.
+pub fn basic_auth(login: &str, token: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{login}:{token}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// `method url` with a JSON `body`, as `authorization` (a [`basic_auth`] value; `None`:
+/// anonymous), the way python-copr calls the API v3.
+pub async fn api_request(
+    method: &str,
+    url: &str,
+    authorization: Option<String>,
+    body: &serde_json::Value,
+) -> HttpResponse {
+    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    if let Some(authorization) = authorization {
+        headers.push(("Authorization".to_owned(), authorization));
+    }
+    request(method, url, headers, body.to_string().into_bytes()).await
+}
+
 /// `POST url` that announces a body of `content_length` bytes but sends only the request head,
 /// then reads the answer: what a server that refuses oversized bodies up front must answer
 /// without waiting for the body. Returns the status code.

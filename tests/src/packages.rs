@@ -26,6 +26,32 @@ echo hello > %{buildroot}/usr/share/hello/hello.txt
 /usr/share/hello/hello.txt
 ";
 
+/// `hello` 1.0 built from a source tarball `hello-1.0.tar.gz` holding `hello.txt`: what a
+/// repository with the spec and `hello.txt` at its top becomes with the spec method (`git
+/// archive` makes the tarball) or a script that packs it.
+pub const HELLO_TARBALL_SPEC: &str = "\
+Name:           hello
+Version:        1.0
+Release:        1%{?dist}
+Summary:        A greeting
+License:        MIT
+BuildArch:      noarch
+Source0:        hello-%{version}.tar.gz
+
+%description
+A file that says hello.
+
+%prep
+%setup -q
+
+%install
+mkdir -p %{buildroot}/usr/share/hello
+install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt
+
+%files
+/usr/share/hello/hello.txt
+";
+
 /// Writes `spec` as `<name>.spec` into `dir` and makes its SRPM there with `rpmbuild -bs`;
 /// returns the SRPM's bytes. Panics if rpmbuild fails or `dir` ends up with other SRPMs of
 /// `name`.

@@ -7,24 +7,15 @@
 //! uploaded through the API is built, listed page by page, shown per chroot and in dnf5's
 //! `rpmrepo`, while a second one is canceled.
 
-use base64::Engine;
 use ferrocopr_bot::users::{Credentials, create_user};
 use ferrocopr_schema::permissions::Role;
 use ferrocopr_schema::{BuildId, ProjectRef};
-use ferrocopr_tests::http::{HttpResponse, request};
+use ferrocopr_tests::http::{HttpResponse, basic_auth, request};
 use ferrocopr_tests::{DbKind, TestEnv, packages};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const CHROOT: &str = "fedora-41-x86_64";
-
-fn basic(login: &str, token: &str) -> String {
-    let pair = format!("{login}:{token}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
 
 /// Who a request claims to be.
 #[derive(Clone, Copy, Debug)]
@@ -55,14 +46,14 @@ impl Callers {
     fn header(&self, who: As) -> Option<String> {
         match who {
             As::Nobody => None,
-            As::Alice => Some(basic(&self.alice.login, &self.alice.token)),
-            As::Mallory => Some(basic(&self.mallory.login, &self.mallory.token)),
-            As::WrongToken => Some(basic(&self.alice.login, "not-the-token")),
+            As::Alice => Some(basic_auth(&self.alice.login, &self.alice.token)),
+            As::Mallory => Some(basic_auth(&self.mallory.login, &self.mallory.token)),
+            As::WrongToken => Some(basic_auth(&self.alice.login, "not-the-token")),
             As::Malformed => Some("Bearer something".to_owned()),
-            As::Expired => Some(basic("expiredlogin", "expiredtoken")),
-            As::Bob => Some(basic(&self.bob.login, &self.bob.token)),
-            As::Carol => Some(basic(&self.carol.login, &self.carol.token)),
-            As::Dave => Some(basic(&self.dave.login, &self.dave.token)),
+            As::Expired => Some(basic_auth("expiredlogin", "expiredtoken")),
+            As::Bob => Some(basic_auth(&self.bob.login, &self.bob.token)),
+            As::Carol => Some(basic_auth(&self.carol.login, &self.carol.token)),
+            As::Dave => Some(basic_auth(&self.dave.login, &self.dave.token)),
         }
     }
 }

@@ -4,48 +4,18 @@
 //! a project with a finished build is deleted: gone from every read at once, its results
 //! removed by the backend's pass, then its name free again.
 
-use base64::Engine;
 use ferrocopr_bot::users::{Credentials, create_user};
-use ferrocopr_tests::http::{HttpResponse, request};
-use ferrocopr_tests::{DbKind, TestEnv, TestRepo};
+use ferrocopr_tests::http::{HttpResponse, api_request, basic_auth};
+use ferrocopr_tests::{DbKind, TestEnv, TestRepo, packages};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const CHROOT: &str = "fedora-41-x86_64";
 
-const SPEC: &str = "\
-Name:           hello
-Version:        1.0
-Release:        1%{?dist}
-Summary:        A greeting
-License:        MIT
-BuildArch:      noarch
-Source0:        hello-%{version}.tar.gz
-
-%description
-A file that says hello.
-
-%prep
-%setup -q
-
-%install
-mkdir -p %{buildroot}/usr/share/hello
-install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt
-
-%files
-/usr/share/hello/hello.txt
-";
+const SPEC: &str = packages::HELLO_TARBALL_SPEC;
 
 /// How long the deletion pass may take once the project's builds are finished.
 const DELETION_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn basic(who: &Credentials) -> String {
-    let pair = format!("{}:{}", who.login, who.token);
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
 
 async fn send(
     env: &TestEnv,
@@ -54,17 +24,8 @@ async fn send(
     path: &str,
     body: &Value,
 ) -> HttpResponse {
-    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
-    if let Some(who) = who {
-        headers.push(("Authorization".to_owned(), basic(who)));
-    }
-    request(
-        method,
-        &env.url(path),
-        headers,
-        body.to_string().into_bytes(),
-    )
-    .await
+    let authorization = who.map(|who| basic_auth(&who.login, &who.token));
+    api_request(method, &env.url(path), authorization, body).await
 }
 
 fn json_of(response: &HttpResponse, what: &str) -> Value {

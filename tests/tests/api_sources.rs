@@ -5,39 +5,13 @@
 //! `background` shows as `is_background`, and `build/list` filters by state and pages in either
 //! order, counting only the builds that pass the filter.
 
-use base64::Engine;
 use ferrocopr_bot::users::{Credentials, create_user};
 use ferrocopr_schema::BuildId;
-use ferrocopr_tests::http::{HttpResponse, request};
-use ferrocopr_tests::{DbKind, TestEnv};
+use ferrocopr_tests::http::{HttpResponse, api_request, basic_auth};
+use ferrocopr_tests::{DbKind, TestEnv, packages};
 use serde_json::{Value, json};
 
 const CHROOTS: [&str; 3] = ["fedora-41-x86_64", "fedora-42-x86_64", "epel-9-x86_64"];
-
-/// `hello.txt` comes from the `Source0` tarball: made with `git archive` by the SCM build, by
-/// the script itself in the custom build.
-const SPEC: &str = "\
-Name:           hello
-Version:        @VERSION@
-Release:        1%{?dist}
-Summary:        A greeting
-License:        MIT
-BuildArch:      noarch
-Source0:        hello-%{version}.tar.gz
-
-%description
-A file that says hello.
-
-%prep
-%setup -q
-
-%install
-mkdir -p %{buildroot}/usr/share/hello
-install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt
-
-%files
-/usr/share/hello/hello.txt
-";
 
 /// Runs in an empty directory and leaves the spec and its tarball in `out/`.
 const SCRIPT: &str = "\
@@ -49,26 +23,9 @@ cat > out/hello.spec <<'EOF'
 @SPEC@EOF
 ";
 
-fn basic(credentials: &Credentials) -> String {
-    let pair = format!("{}:{}", credentials.login, credentials.token);
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
-
 async fn post(env: &TestEnv, alice: &Credentials, path: &str, body: Value) -> HttpResponse {
-    let headers = vec![
-        ("Content-Type".to_owned(), "application/json".to_owned()),
-        ("Authorization".to_owned(), basic(alice)),
-    ];
-    request(
-        "POST",
-        &env.url(path),
-        headers,
-        body.to_string().into_bytes(),
-    )
-    .await
+    let authorization = Some(basic_auth(&alice.login, &alice.token));
+    api_request("POST", &env.url(path), authorization, &body).await
 }
 
 fn json_of(response: &HttpResponse, what: &str) -> Value {
@@ -148,7 +105,7 @@ async fn scm_and_custom_builds_end_with_rpms() {
 
     // The package lives in `pkg/`; the tarball `git archive` makes holds the whole tree.
     let repo = env.new_repo("alice/hello-src");
-    repo.write("pkg/hello.spec", SPEC.replace("@VERSION@", "1.0"));
+    repo.write("pkg/hello.spec", packages::HELLO_TARBALL_SPEC);
     repo.write("hello.txt", "hello\n");
     repo.commit("hello 1.0");
     let scm = post(
@@ -167,7 +124,10 @@ async fn scm_and_custom_builds_end_with_rpms() {
     assert_eq!(scm["source_package"]["url"], repo.clone_url());
     let scm_id = scm["id"].as_i64().expect("an id");
 
-    let script = SCRIPT.replace("@SPEC@", &SPEC.replace("@VERSION@", "3.0"));
+    let script = SCRIPT.replace(
+        "@SPEC@",
+        &packages::HELLO_TARBALL_SPEC.replace("Version:        1.0", "Version:        3.0"),
+    );
     let custom = post(
         &env,
         &alice,

@@ -2,34 +2,12 @@
 //! built RPMs with real git, make and rpmbuild: `spec` is the walking skeleton's (e2e.rs);
 //! here `make_srpm` and `custom`, and a `make_srpm` whose Makefile fails.
 
-use ferrocopr_tests::{DbKind, Status, TestEnv};
+use ferrocopr_tests::{DbKind, Status, TestEnv, packages};
 use std::path::PathBuf;
 
 const CHROOT: &str = "fedora-41-x86_64";
 
-/// `@VERSION@` is filled in by the custom script; the others keep it literal (1.0).
-const SPEC: &str = "\
-Name:           hello
-Version:        1.0
-Release:        1%{?dist}
-Summary:        A greeting
-License:        MIT
-BuildArch:      noarch
-Source0:        hello-%{version}.tar.gz
-
-%description
-A file that says hello.
-
-%prep
-%setup -q
-
-%install
-mkdir -p %{buildroot}/usr/share/hello
-install -m 0644 hello.txt %{buildroot}/usr/share/hello/hello.txt
-
-%files
-/usr/share/hello/hello.txt
-";
+const SPEC: &str = packages::HELLO_TARBALL_SPEC;
 
 const MAKEFILE: &str = "\
 srpm:
