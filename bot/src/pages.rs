@@ -431,7 +431,7 @@ async fn project_page_of(
 
 /// `GET /coprs/build/{id}/`: Copr's short link, redirected to the build's page.
 pub async fn build_by_id(State(state): State<BotState>, Path(id): Path<i64>) -> Response {
-    match state.db.build(BuildId(id)).await {
+    match state.db.shown_build(BuildId(id)).await {
         Ok(Some(build)) => Redirect::permanent(&build_url(&build)).into_response(),
         Ok(None) => error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
         Err(e) => internal(&state, e),
@@ -489,7 +489,7 @@ pub async fn group_build_page(
 }
 
 async fn build_page_of(state: BotState, owner: String, dirname: String, id: i64) -> Response {
-    let build = match state.db.build(BuildId(id)).await {
+    let build = match state.db.shown_build(BuildId(id)).await {
         Ok(Some(build)) if build.project.owner == owner && build.dirname == dirname => build,
         Ok(_) => return error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
         Err(e) => return internal(&state, e),
@@ -630,7 +630,7 @@ async fn live_log_of(
     part: String,
     query: LiveLogQuery,
 ) -> Response {
-    let build = match state.db.build(BuildId(id)).await {
+    let build = match state.db.shown_build(BuildId(id)).await {
         Ok(Some(build)) if build.project.owner == owner && build.dirname == dirname => build,
         Ok(_) => return error_page(&state, StatusCode::NOT_FOUND, texts::BUILD_NOT_FOUND),
         Err(e) => return internal(&state, e),

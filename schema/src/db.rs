@@ -596,6 +596,19 @@ impl Db {
         row.as_ref().map(build_from_row).transpose()
     }
 
+    /// A build as people and clients may see it: like [`Db::build`], but none once its
+    /// project's deletion was asked for (the scheduler still reads it, to cancel it).
+    pub async fn shown_build(&self, id: BuildId) -> DbResult<Option<Build>> {
+        let sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.id = $1 AND p.deleted_on IS NULL"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(build_from_row).transpose()
+    }
+
     pub async fn build_chroots(&self, id: BuildId) -> DbResult<Vec<BuildChroot>> {
         let sql = format!(
             "SELECT {CHROOT_COLUMNS} FROM build_chroots WHERE build_id = $1 ORDER BY chroot"

@@ -225,7 +225,7 @@ async fn project_delete_removes_reads_results_and_frees_the_name() {
     )
     .await;
     ok(&added, "package/add");
-    build_package(&env, &alice, "doomed").await;
+    let build = build_package(&env, &alice, "doomed").await;
     let results = env.data_dir().join("results/alice/doomed");
     assert!(!rpms_in(&results.join(CHROOT)).is_empty(), "built");
 
@@ -295,6 +295,13 @@ async fn project_delete_removes_reads_results_and_frees_the_name() {
         "/coprs/alice/doomed/",
     ] {
         assert_eq!(env.get(read).await.status, 404, "{read}");
+    }
+    for read in [
+        format!("/api_3/build/{build}"),
+        format!("/coprs/alice/doomed/build/{build}/"),
+        format!("/coprs/build/{build}/"),
+    ] {
+        assert_eq!(env.get(&read).await.status, 404, "{read}");
     }
     let listed = ok(
         &env.get("/api_3/project/list?ownername=alice").await,

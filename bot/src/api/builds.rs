@@ -82,7 +82,7 @@ fn build_chroot_json(state: &BotState, build: &Build, chroot: &BuildChroot) -> V
 async fn build_of(state: &BotState, id: i64) -> ApiResult<Build> {
     state
         .db
-        .build(BuildId(id))
+        .shown_build(BuildId(id))
         .await?
         .ok_or_else(|| ApiError::NotFound(texts::api_build_not_found(id)))
 }
