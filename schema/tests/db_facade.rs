@@ -643,10 +643,6 @@ async fn api_builds_script(db: &Db) {
 /// Pruning: a build-chroot is due once a later successful build of its package has been done
 /// for the project's period; never with auto_prune off; once marked, never again.
 async fn pruning_script(db: &Db) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
     let project = |name: &str| ProjectRef {
         owner: "alice".into(),
         project: name.into(),
@@ -655,6 +651,12 @@ async fn pruning_script(db: &Db) {
     let new = succeeded_build(db, "pruned", "p2").await;
     let kept_old = succeeded_build(db, "kept", "k1").await;
     succeeded_build(db, "kept", "k2").await;
+    // Taken after the builds ended, however long a busy machine took to record them: with a
+    // period of 0 days they are due from their end on.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
     db.set_pruning(&project("kept"), Pruning::Off)
         .await
         .expect("set");

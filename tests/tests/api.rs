@@ -322,7 +322,12 @@ async fn every_error_is_json_with_its_status() {
         ("DELETE", "/api_3/package/delete/alice/hello/other", Bob, json, String::new(), 403),
         ("DELETE", "/api_3/package/delete/alice/hello/nope", Alice, json, String::new(), 404),
         ("DELETE", "/api_3/package/delete/alice/nope/other", Alice, json, String::new(), 404),
-        ("POST", "/api_3/package/delete/alice/hello/other", Carol, json, String::new(), 200),
+        // python-copr's form: the package named in the body.
+        ("DELETE", "/api_3/package/delete", Nobody, json, json!({"ownername": "alice", "projectname": "hello", "package_name": "other"}).to_string(), 401),
+        ("DELETE", "/api_3/package/delete", Mallory, json, json!({"ownername": "alice", "projectname": "hello", "package_name": "other"}).to_string(), 403),
+        ("DELETE", "/api_3/package/delete", Alice, json, json!({"ownername": "alice", "projectname": "hello"}).to_string(), 400),
+        ("DELETE", "/api_3/package/delete", Alice, json, "[1".into(), 400),
+        ("DELETE", "/api_3/package/delete", Carol, json, json!({"ownername": "alice", "projectname": "hello", "package_name": "other"}).to_string(), 200),
         ("DELETE", "/api_3/package/delete/alice/hello/other", Alice, json, String::new(), 404),
         // project/delete: the project's admins only.
         ("DELETE", "/api_3/project/delete/@ruby/gems", Nobody, json, String::new(), 401),

@@ -3,8 +3,10 @@
 //! builds an uploaded SRPM and one from a URL, reads `status` and `list-builds` (which pages
 //! until an empty page), waits with `watch-build` until the build succeeded, cancels a queued
 //! build, and then `dnf copr enable` and `dnf install` take the package from the result. A
-//! second run does the same in a project of a group (`@devs/tools`), which dnf's copr plugin
-//! also finds with `dnf copr list` and `dnf copr search`.
+//! second run does the same in a project of a group (`@devs/tools`), builds there from git
+//! (`buildscm`) and from an added package (`add-package-scm`, `build-package`), deletes the
+//! package and another project, and dnf's copr plugin finds the project with `dnf copr list`
+//! and `dnf copr search`.
 //!
 //! It needs `python3` with `venv` and PyPI; without them it fails, never skips (STYLE 15).
 //! Downloads are cached in `target/pip-cache`.
@@ -14,7 +16,7 @@ use ferrocopr_bot::users::create_user;
 use ferrocopr_schema::{BuildId, State};
 use ferrocopr_tests::cmd::{CmdOutput, run_with_env};
 use ferrocopr_tests::files::FileServer;
-use ferrocopr_tests::{DbKind, TestEnv, packages};
+use ferrocopr_tests::{DbKind, TestEnv, TestRepo, packages};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -236,6 +238,51 @@ async fn group_project_from_copr_cli_to_dnf() {
         .ok(&["build", "@devs/tools", srpm.to_str().expect("utf-8 path")])
         .await;
     assert!(built.stdout.contains("succeeded"), "{built}");
+
+    // The other ways copr-cli builds: from git, and from a package it added; then it deletes
+    // the package and a whole project.
+    let repo = TestRepo::new(env.scratch("tools-git"));
+    repo.write("hello.spec", packages::HELLO_TARBALL_SPEC);
+    repo.write("hello.txt", "hello\n");
+    repo.commit("hello");
+    let clone_url = repo.clone_url();
+    let from_git = cli
+        .ok(&[
+            "buildscm",
+            "@devs/tools",
+            "--clone-url",
+            &clone_url,
+            "--spec",
+            "hello.spec",
+        ])
+        .await;
+    assert!(from_git.stdout.contains("succeeded"), "{from_git}");
+    cli.ok(&[
+        "add-package-scm",
+        "@devs/tools",
+        "--name",
+        "hello",
+        "--clone-url",
+        &clone_url,
+        "--spec",
+        "hello.spec",
+    ])
+    .await;
+    let packaged = cli
+        .ok(&["build-package", "@devs/tools", "--name", "hello"])
+        .await;
+    assert!(packaged.stdout.contains("succeeded"), "{packaged}");
+    let listed = cli.ok(&["list-packages", "@devs/tools"]).await;
+    assert!(listed.stdout.contains("\"name\": \"hello\""), "{listed}");
+    cli.ok(&["delete-package", "@devs/tools", "--name", "hello"])
+        .await;
+    cli.ok(&["create", "@devs/scratch", "--chroot", CHROOT])
+        .await;
+    let deleted = cli.ok(&["delete", "@devs/scratch"]).await;
+    assert!(
+        deleted.stdout.contains("Project scratch has been deleted."),
+        "{deleted}"
+    );
 
     let root = env.install_root("group", "41");
     let listed = root

@@ -192,6 +192,10 @@ pub fn routes() -> Router<BotState> {
             "/package/delete/{owner}/{project}/{package}",
             post(packages::delete).delete(packages::delete),
         )
+        .route(
+            "/package/delete",
+            post(packages::delete_named).delete(packages::delete_named),
+        )
         .route("/package/build", post(packages::build))
         .route("/build-chroot", get(builds::build_chroot))
         .route("/build-chroot/list", get(builds::build_chroot_list))

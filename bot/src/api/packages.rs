@@ -444,13 +444,46 @@ pub async fn delete(
         owner,
         project: name,
     };
-    writer(&state, &headers, &project, Action::Administer).await?;
+    delete_package(&state, &headers, project, package).await
+}
+
+/// The package python-copr's `PackageProxy.delete` names in its body.
+#[derive(Deserialize)]
+pub struct DeleteFields {
+    ownername: Option<String>,
+    projectname: Option<String>,
+    package_name: Option<String>,
+}
+
+/// `DELETE /api_3/package/delete` with `ownername`, `projectname` and `package_name` in the
+/// body, as python-copr (`copr-cli delete-package`) sends it.
+pub async fn delete_named(
+    State(state): State<BotState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let fields: DeleteFields = body.json()?;
+    let project = ProjectRef {
+        owner: field("ownername", fields.ownername)?,
+        project: field("projectname", fields.projectname)?,
+    };
+    let package = field("package_name", fields.package_name)?;
+    delete_package(&state, &headers, project, package).await
+}
+
+async fn delete_package(
+    state: &BotState,
+    headers: &HeaderMap,
+    project: ProjectRef,
+    package: String,
+) -> ApiResult<Json<Value>> {
+    writer(state, headers, &project, Action::Administer).await?;
     if state.db.package(&project, &package).await?.is_none() {
         return Err(ApiError::NotFound(texts::api_package_not_found(
             &package, &project,
         )));
     }
-    let shown = one_package(&state, &project, &package).await?;
+    let shown = one_package(state, &project, &package).await?;
     state.db.delete_package(&project, &package).await?;
     Ok(Json(shown))
 }
