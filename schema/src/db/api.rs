@@ -39,29 +39,6 @@ pub struct BuildFilter<'a> {
 }
 
 impl Db {
-    /// One page of the builds of `project` (every CoprDir), newest first; only those of
-    /// `package` when given.
-    pub async fn project_builds(
-        &self,
-        project: &ProjectRef,
-        package: Option<&str>,
-        page: Page,
-    ) -> DbResult<Vec<Build>> {
-        let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE p.owner = $1 AND p.name = $2 \
-             AND ($3 = '' OR b.pkg_name = $3) ORDER BY b.id DESC LIMIT $4 OFFSET $5"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(&project.owner)
-            .bind(&project.project)
-            .bind(package.unwrap_or_default())
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(build_from_row).collect()
-    }
-
     /// One page of the builds of `project` (every CoprDir) that pass `filter`, by id in the
     /// filter's direction.
     ///

@@ -2,6 +2,7 @@
 //! their latest builds for the owner's page, a project's builds (a page at a time), CoprDirs and
 //! packages for its page. Read-only; the scheduler alone moves builds.
 
+use super::api::{BuildFilter, Direction};
 use super::projects::PROJECT_COLUMNS;
 use super::{
     BUILD_COLUMNS, BUILD_FROM, Build, BuildChroot, CHROOT_COLUMNS, Db, DbResult, Page, Project,
@@ -79,7 +80,12 @@ impl Db {
         project: &ProjectRef,
         page: Page,
     ) -> DbResult<Vec<BuildSummary>> {
-        let builds = self.project_builds(project, None, page).await?;
+        let newest_first = BuildFilter {
+            package: None,
+            state: None,
+            direction: Direction::Desc,
+        };
+        let builds = self.api_builds(project, newest_first, page).await?;
         self.with_chroots(builds).await
     }
 
